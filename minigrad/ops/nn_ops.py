@@ -1,0 +1,96 @@
+"""Neural-network ops: softmax, log_softmax, linear, dropout, one_hot.
+
+softmax and log_softmax are primitives with fused backward rules: built from exp, sum and
+division they would be correct but slower, and log(softmax(x)) underflows to -inf where
+log_softmax stays finite.
+"""
+
+import numpy as np
+
+from minigrad.autograd import Function, as_tensor
+from minigrad.ops.elementwise import exp
+from minigrad.ops.reduce import sum as sum_
+from minigrad.random import default_generator
+
+
+class Softmax(Function):
+    """y_i = e^(x_i - m) / sum_j e^(x_j - m), m = max x (the shift cancels; nothing overflows);
+    dL/dx = y * (g - sum(g * y)) along `dim`."""
+
+    def forward(self, x, dim=-1):
+        self.dim = dim
+        shifted = np.exp(x.data - np.amax(x.data, axis=dim, keepdims=True))
+        return shifted / np.sum(shifted, axis=dim, keepdims=True)
+
+    def backward(self, grad):
+        y = self.output
+        return y * (grad - sum_(grad * y, self.dim, keepdim=True))
+
+
+class LogSoftmax(Function):
+    """y_i = x_i - m - ln sum_j e^(x_j - m), m = max x;  dL/dx = g - softmax(x) * sum(g), where
+    softmax(x) = e^y. Finite for any finite x (|x| = 1e4 included)."""
+
+    def forward(self, x, dim=-1):
+        self.dim = dim
+        shifted = x.data - np.amax(x.data, axis=dim, keepdims=True)
+        return shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
+
+    def backward(self, grad):
+        return grad - exp(self.output) * sum_(grad, self.dim, keepdim=True)
+
+
+def softmax(x, dim=-1):
+    """Probabilities along `dim`: non-negative, summing to 1."""
+    return Softmax.apply(x, dim=_check_dim(x, dim, "softmax"))
+
+
+def log_softmax(x, dim=-1):
+    """ln softmax(x), computed without taking the log of a possibly underflowed probability."""
+    return LogSoftmax.apply(x, dim=_check_dim(x, dim, "log_softmax"))
+
+
+def _check_dim(x, dim, name):
+    if not -max(x.ndim, 1) <= dim < max(x.ndim, 1):
+        raise IndexError(f"{name}: dimension {dim} is out of range for shape {x.shape}")
+    return dim
+
+
+def linear(x, weight, bias=None):
+    """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
+    if x.shape[-1:] != weight.shape[1:]:
+        raise ValueError(
+            f"linear: input has {x.shape[-1] if x.ndim else 0} features (shape {x.shape}), but the "
+            f"weight of shape {weight.shape} expects {weight.shape[1]}"
+        )
+    out = x @ weight.T
+    return out if bias is None else out + bias
+
+
+def dropout(x, p=0.5, training=True, generator=None):
+    """Zero each element with probability p and scale the rest by 1/(1-p), so the expected
+    value is unchanged ("inverted dropout"); the identity when not training or p = 0.
+    The mask is drawn from minigrad's seeded generator (or `generator`)."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout: probability p must be in [0, 1], got {p}")
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0
+    generator = generator or default_generator()
+    keep = generator.random(x.shape) >= p
+    return x * (keep / (1 - p)).astype(x.dtype)
+
+
+def one_hot(indices, num_classes=-1):
+    """int64 tensor with a trailing dimension of size num_classes, 1 at each index
+    (num_classes=-1: one more than the largest index)."""
+    indices = as_tensor(indices)
+    values = indices.data
+    if values.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: indices must be integers, got {values.dtype}")
+    if num_classes == -1:
+        num_classes = int(values.max()) + 1 if values.size else 0
+    if values.size and (values.min() < 0 or values.max() >= num_classes):
+        raise ValueError(f"one_hot: indices must lie in [0, {num_classes}), got [{values.min()}, {values.max()}]")
+    return type(indices)._from_array((values[..., None] == np.arange(num_classes)).astype(np.int64))
