@@ -151,19 +151,23 @@ class Function:
     # transpose, ...). Such outputs share the input's version counter, so an in-place change
     # through either is seen by backward passes that saved the other.
     output_may_be_view = False
+    # True for ops whose backward reads `self.output` (exp, tanh, softmax, ...).
+    uses_output = False
 
-    def __init__(self):
-        self.inputs = ()
-        self.needs_input_grad = ()
-        self._saved = ()
-        self._output = None
-        self._output_version = 0
-        self.created_at = None
+    # Filled in by `apply` only when the op is recorded; class-level defaults keep unrecorded
+    # ops (under no_grad, or on constants) cheap.
+    inputs = ()
+    needs_input_grad = ()
+    _saved = ()
+    _saved_versions = ()
+    _output = None
+    _output_version = 0
+    created_at = None
 
     @classmethod
     def apply(cls, *args, **params):
         Tensor = tensor_module.Tensor
-        inputs = tuple(a if isinstance(a, Tensor) else as_tensor(a, *args) for a in args)
+        inputs = [a if isinstance(a, Tensor) else as_tensor(a, *args) for a in args]
         ctx = cls()
         if _anomaly_enabled:
             ctx.created_at = _user_frame()
@@ -173,12 +177,13 @@ class Function:
         if cls.output_may_be_view and np.may_share_memory(out.data, inputs[0].data):
             out._version_counter = inputs[0]._version_counter
         if _grad_enabled:
-            needs_input_grad = tuple(t._requires_grad for t in inputs)
-            if any(needs_input_grad):
+            needs_input_grad = [t._requires_grad for t in inputs]
+            if True in needs_input_grad:
                 ctx.inputs = inputs
                 ctx.needs_input_grad = needs_input_grad
-                ctx._output = weakref.ref(out)
-                ctx._output_version = out._version_counter.value
+                if cls.uses_output:
+                    ctx._output = weakref.ref(out)
+                    ctx._output_version = out._version_counter.value
                 out._ctx = ctx
                 out._requires_grad = True
         return out
@@ -192,16 +197,17 @@ class Function:
     # Saved tensors are checked against in-place changes: a saved tensor remembers its version.
 
     def save_for_backward(self, *tensors) -> None:
-        self._saved = tuple((t, t._version_counter.value) for t in tensors)
+        self._saved = tensors
+        self._saved_versions = [t._version_counter.value for t in tensors]
 
     @property
     def saved_tensors(self) -> tuple:
         if self._saved is None:
             raise RuntimeError(_freed_graph_message(self))
-        for position, (tensor, version) in enumerate(self._saved):
+        for position, (tensor, version) in enumerate(zip(self._saved, self._saved_versions)):
             if tensor._version_counter.value != version:
                 raise RuntimeError(_modified_in_place_message(self, f"saved tensor {position}", tensor, version))
-        return tuple(tensor for tensor, _ in self._saved)
+        return self._saved
 
     @property
     def output(self):
@@ -209,7 +215,8 @@ class Function:
         such as d/dx exp(x) = exp(x)). Held weakly, so the graph has no reference cycles."""
         out = self._output() if self._output is not None else None
         if out is None:
-            raise RuntimeError(f"{type(self).__name__}: the output tensor no longer exists")
+            raise RuntimeError(f"{type(self).__name__}: the output tensor no longer exists (or the op "
+                               "does not set uses_output = True)")
         if out._version_counter.value != self._output_version:
             raise RuntimeError(_modified_in_place_message(self, "its output", out, self._output_version))
         return out
@@ -232,10 +239,12 @@ def as_tensor(value, *others) -> "tensor_module.Tensor":
     Tensor = tensor_module.Tensor
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        like = next((other for other in others if isinstance(other, Tensor)), None)
-        if like is not None and (like.is_floating_point() or isinstance(value, int)):
-            return Tensor._from_array(np.asarray(value, dtype=like.dtype))
+    if type(value) is float or type(value) is int:
+        for like in others:
+            if isinstance(like, Tensor):
+                if like.data.dtype.kind == "f" or type(value) is int:
+                    return Tensor._from_array(np.array(value, dtype=like.data.dtype))
+                break
     return Tensor(value)
 
 
@@ -298,17 +307,28 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
     for root, grad in zip(roots, root_grads):
         _accumulate(grads, root, grad)
     captured = {id(t): None for t in capture} if capture is not None else None
+    # .grad may keep a gradient array without copying it only when the engine made that array
+    # for this one tensor. Arrays from outside (root gradients, hook results) and arrays already
+    # handed to another tensor (an add passes one gradient to both inputs) are copied, so that
+    # changing one .grad in place never changes another.
+    shared_arrays = {id(grad.data) for grad in root_grads}
     with set_grad_enabled(create_graph):
         for tensor in reversed(order):
             grad = grads.pop(id(tensor), None)
             if grad is None:
                 continue
-            for hook in tensor._hooks:
-                grad = _run_hook(hook, grad, tensor)
+            if tensor._hooks:
+                for hook in tensor._hooks:
+                    result = _run_hook(hook, grad, tensor)
+                    if result is not grad:
+                        shared_arrays.add(id(result.data))
+                    grad = result
             if captured is not None and id(tensor) in captured:
                 captured[id(tensor)] = grad
             elif captured is None and (tensor._ctx is None or tensor._retains_grad):
-                tensor._accumulate_grad(grad.data)
+                array = grad.data
+                tensor._accumulate_grad(array, may_keep=array.flags.owndata and id(array) not in shared_arrays)
+                shared_arrays.add(id(array))
             ctx = tensor._ctx
             if ctx is None:
                 continue
@@ -317,7 +337,10 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
                 input_grads = (input_grads,)
             for parent, needs_grad, parent_grad in zip(ctx.inputs, ctx.needs_input_grad, input_grads):
                 if needs_grad and parent_grad is not None:
-                    parent_grad = parent_grad.sum_to_shape(parent.shape).to(parent.dtype)
+                    if parent_grad.data.shape != parent.data.shape:
+                        parent_grad = parent_grad.sum_to_shape(parent.data.shape)
+                    if parent_grad.data.dtype != parent.data.dtype:
+                        parent_grad = parent_grad.to(parent.data.dtype)
                     if _anomaly_enabled:
                         _check_finite(parent_grad.data, f"the gradient for input of shape {parent.shape}", ctx)
                     _accumulate(grads, parent, parent_grad)

@@ -192,11 +192,14 @@ class Tensor:
             retain_graph = create_graph
         autograd.run_backward([self], [root_grad], retain_graph, create_graph)
 
-    def _accumulate_grad(self, grad: np.ndarray) -> None:
-        # A copy on first arrival: the incoming array may be shared with another tensor's
-        # gradient (an add passes one gradient to both inputs), and optimizers and clipping
-        # change .grad in place.
-        self.grad = grad.copy() if self.grad is None else self.grad + grad
+    def _accumulate_grad(self, grad: np.ndarray, may_keep: bool = False) -> None:
+        """Add `grad` into .grad. The engine says when the array is its own to keep (made for
+        this tensor alone); otherwise it is copied, since .grad is changed in place by
+        optimizers and clipping, and must never share memory with another gradient."""
+        if self.grad is not None:
+            self.grad = self.grad + grad
+        else:
+            self.grad = grad if may_keep else grad.copy()
 
     def retain_grad(self) -> None:
         """Keep the gradient of this non-leaf tensor in ``.grad`` during backward."""

@@ -46,6 +46,8 @@ class Sigmoid(Function):
     e^-|x| / (1 + e^-|x|) for x < 0, so the output is finite for any finite x.
     """
 
+    uses_output = True
+
     def forward(self, x):
         decay = np.exp(-np.abs(x.data))
         return np.where(x.data >= 0, 1 / (1 + decay), decay / (1 + decay))
@@ -57,6 +59,8 @@ class Sigmoid(Function):
 
 class Tanh(Function):
     """y = tanh(x);  dy/dx = 1 - y^2."""
+
+    uses_output = True
 
     def forward(self, x):
         return np.tanh(x.data)

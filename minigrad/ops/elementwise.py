@@ -80,6 +80,8 @@ class Pow(Function):
     of the 0 * (-inf) = NaN the formula gives there.
     """
 
+    uses_output = True
+
     def forward(self, a, b):
         self.save_for_backward(a, b)
         return a.data ** b.data
@@ -98,6 +100,8 @@ class Pow(Function):
 
 class Exp(Function):
     """y = e^x;  dy/dx = e^x = y."""
+
+    uses_output = True
 
     def forward(self, x):
         return np.exp(x.data)
@@ -120,6 +124,8 @@ class Log(Function):
 
 class Sqrt(Function):
     """y = sqrt(x);  dy/dx = 1 / (2 sqrt(x)) = 1 / (2y)."""
+
+    uses_output = True
 
     def forward(self, x):
         return np.sqrt(x.data)

@@ -6,6 +6,8 @@ backward puts the gradient back where the element came from. Where one element w
 times (repeated indices in getitem, or expand), the gradients add up.
 """
 
+import math
+
 import numpy as np
 
 from minigrad.autograd import Function
@@ -30,11 +32,14 @@ class Permute(Function):
     output_may_be_view = True
 
     def forward(self, x, dims=()):
-        self.inverse = tuple(np.argsort(dims))
-        return np.transpose(x.data, dims)
+        self.dims = dims
+        return x.data.transpose(dims)
 
     def backward(self, grad):
-        return permute(grad, *self.inverse)
+        inverse = [0] * len(self.dims)
+        for position, dim in enumerate(self.dims):
+            inverse[dim] = position
+        return permute(grad, *inverse)
 
 
 class Expand(Function):
@@ -123,10 +128,10 @@ def reshape(x, *shape):
 
 def _infer_shape(shape: tuple, x) -> tuple:
     """`shape` with its -1 (if any) replaced by the size that keeps x's number of elements."""
-    known = int(np.prod([size for size in shape if size != -1]))
+    known = math.prod(size for size in shape if size != -1)
     if shape.count(-1) == 1 and known > 0 and x.size % known == 0:
         shape = tuple(x.size // known if size == -1 else size for size in shape)
-    if -1 in shape or int(np.prod(shape)) != x.size:
+    if -1 in shape or math.prod(shape) != x.size:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) to {shape}")
     return tuple(int(size) for size in shape)
 
@@ -139,7 +144,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     if x.ndim == 0:
         return reshape(x, 1)
     start, end = start_dim % x.ndim, end_dim % x.ndim
-    merged = int(np.prod(x.shape[start:end + 1]))
+    merged = math.prod(x.shape[start:end + 1])
     return reshape(x, x.shape[:start] + (merged,) + x.shape[end + 1:])
 
 
@@ -162,7 +167,7 @@ def unsqueeze(x, dim):
 
 def permute(x, *dims):
     """Reorder the dimensions: y.shape[i] = x.shape[dims[i]]."""
-    dims = tuple(d % x.ndim for d in _shape_arguments(dims))
+    dims = tuple(d % x.ndim for d in _shape_arguments(dims)) if x.ndim else ()
     if sorted(dims) != list(range(x.ndim)):
         raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} dimensions of shape {x.shape}")
     return Permute.apply(x, dims=dims)
@@ -185,10 +190,9 @@ def expand(x, *shape):
     target = tuple(x.shape[i - offset] if size == -1 and i >= offset else size for i, size in enumerate(shape))
     if target == x.shape:
         return x
-    try:
-        np.broadcast_shapes(x.shape, target)
-    except ValueError:
-        raise ValueError(f"expand: cannot broadcast shape {x.shape} to {target}") from None
+    for size, wanted in zip(x.shape, target[offset:]):
+        if size != wanted and size != 1:
+            raise ValueError(f"expand: cannot broadcast shape {x.shape} to {target}")
     return Expand.apply(x, shape=target)
 
 

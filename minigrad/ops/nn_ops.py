@@ -1,8 +1,8 @@
 """Neural-network ops: softmax, log_softmax, linear, dropout, one_hot.
 
-softmax and log_softmax are primitives with fused backward rules: built from exp, sum and
-division they would be correct but slower, and log(softmax(x)) underflows to -inf where
-log_softmax stays finite.
+softmax, log_softmax and linear are primitives with fused backward rules: built from exp, sum,
+division, transpose and matmul they would be correct but slower, and log(softmax(x)) underflows
+to -inf where log_softmax stays finite.
 """
 
 import numpy as np
@@ -17,6 +17,8 @@ class Softmax(Function):
     """y_i = e^(x_i - m) / sum_j e^(x_j - m), m = max x (the shift cancels; nothing overflows);
     dL/dx = y * (g - sum(g * y)) along `dim`."""
 
+    uses_output = True
+
     def forward(self, x, dim=-1):
         self.dim = dim
         shifted = np.exp(x.data - np.amax(x.data, axis=dim, keepdims=True))
@@ -30,6 +32,8 @@ class Softmax(Function):
 class LogSoftmax(Function):
     """y_i = x_i - m - ln sum_j e^(x_j - m), m = max x;  dL/dx = g - softmax(x) * sum(g), where
     softmax(x) = e^y. Finite for any finite x (|x| = 1e4 included)."""
+
+    uses_output = True
 
     def forward(self, x, dim=-1):
         self.dim = dim
@@ -56,15 +60,45 @@ def _check_dim(x, dim, name):
     return dim
 
 
+class Linear(Function):
+    """y = x W^T + b, W of shape (out, in), x of shape (..., in).
+
+    dL/dx = g W,  dL/dW = g^T x,  dL/db = sum of g over all but the last dimension
+    (leading dimensions of x are flattened into one batch dimension for the two sums).
+
+    Fused for speed: built from transpose, matmul and add it gives the same numbers, but
+    dL/dW would come out as the transpose of a (in, out) product and need a copy into W's
+    layout on every step.
+    """
+
+    def forward(self, x, weight, bias=None):
+        self.save_for_backward(x, weight)
+        self.has_bias = bias is not None
+        out = x.data @ weight.data.T
+        return out + bias.data if bias is not None else out
+
+    def backward(self, grad):
+        x, weight = self.saved_tensors
+        grad_x = grad @ weight if self.needs_input_grad[0] else None
+        flat_grad = grad.reshape(-1, grad.shape[-1])
+        grad_weight = flat_grad.T @ x.reshape(-1, x.shape[-1]) if self.needs_input_grad[1] else None
+        if not self.has_bias:
+            return grad_x, grad_weight
+        grad_bias = flat_grad.sum(0) if self.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
+
+
 def linear(x, weight, bias=None):
     """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
-    if x.shape[-1:] != weight.shape[1:]:
+    x = as_tensor(x, weight)
+    if x.ndim == 0 or x.shape[-1:] != weight.shape[1:]:
         raise ValueError(
-            f"linear: input has {x.shape[-1] if x.ndim else 0} features (shape {x.shape}), but the "
+            f"linear: input of shape {x.shape} has {x.shape[-1] if x.ndim else 0} features, but the "
             f"weight of shape {weight.shape} expects {weight.shape[1]}"
         )
-    out = x @ weight.T
-    return out if bias is None else out + bias
+    if bias is not None and bias.shape != weight.shape[:1]:
+        raise ValueError(f"linear: bias of shape {bias.shape} does not match weight of shape {weight.shape}")
+    return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
 
 
 def dropout(x, p=0.5, training=True, generator=None):

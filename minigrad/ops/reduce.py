@@ -5,6 +5,7 @@ or None for all dimensions; and ``keepdim`` / ``keepdims`` to keep reduced dimen
 Sum and amax are primitives; the rest are built from them.
 """
 
+import math
 from collections import namedtuple
 
 import numpy as np
@@ -50,7 +51,7 @@ class Sum(Function):
     def forward(self, x, dims=(), keepdim=False):
         self.input_shape = x.shape
         self.kept_shape = _kept_shape(x.shape, dims)
-        return np.sum(x.data, axis=dims, keepdims=keepdim)
+        return x.data.sum(axis=dims, keepdims=keepdim)
 
     def backward(self, grad):
         return expand(grad.reshape(self.kept_shape), self.input_shape)
@@ -66,7 +67,7 @@ class SumToShape(Function):
         dims = tuple(range(leading)) + tuple(
             leading + i for i, size in enumerate(shape) if size == 1 and x.shape[leading + i] != 1
         )
-        return np.sum(x.data, axis=dims, keepdims=True).reshape(shape)
+        return x.data.sum(axis=dims, keepdims=True).reshape(shape)
 
     def backward(self, grad):
         return expand(grad, self.input_shape)
@@ -105,7 +106,8 @@ def sum_to_shape(x, shape):
     shape = tuple(shape)
     if x.shape == shape:
         return x
-    if np.broadcast_shapes(shape, x.shape) != x.shape:
+    offset = x.ndim - len(shape)
+    if offset < 0 or any(size not in (1, full) for size, full in zip(shape, x.shape[offset:])):
         raise ValueError(f"sum_to_shape: shape {x.shape} was not broadcast from {shape}")
     return SumToShape.apply(x, shape=shape)
 
@@ -114,7 +116,7 @@ def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
     """Mean over `dim`: sum / (number of elements reduced)."""
     dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
     dims = _dims(dim, x.ndim)
-    count = int(np.prod([x.shape[d] for d in dims]))
+    count = math.prod(x.shape[d] for d in dims)
     return Sum.apply(x, dims=dims, keepdim=keepdim) / count
 
 
@@ -176,7 +178,7 @@ def var(x, dim=None, keepdim=False, *, correction=1, axis=None, keepdims=None):
     """sum((x - mean)^2) / (N - correction); correction=1 is the unbiased estimate (PyTorch's default)."""
     dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
     dims = _dims(dim, x.ndim)
-    count = int(np.prod([x.shape[d] for d in dims]))
+    count = math.prod(x.shape[d] for d in dims)
     centered = x - mean(x, dims, keepdim=True)
     return sum(centered * centered, dims, keepdim) / np.maximum(count - correction, 0)
 
