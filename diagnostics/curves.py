@@ -10,7 +10,8 @@ the units of `steps`. "Initial" loss: `initial_loss` if given, else the median o
 
 The rules and their numbers (each constant can be overridden by keyword, in lower case):
 
-non_finite     the first Inf training loss, or the first NaN after which no finite loss follows.
+non_finite     the first Inf training loss, or the first NaN of a final NaN run longer than any
+               earlier gap between finite losses (a sparse log has gaps too).
 divergence     the running median (DIVERGENCE_WINDOW = 11) ends the run more than
                DIVERGENCE_FACTOR = 4x its running minimum; reported where it last crossed 4x.
 loss_spike     (y - running median) / noise sd > SPIKE_Z = 7 and loss >= SPIKE_MIN_RATIO = 1.25x
@@ -106,6 +107,8 @@ def smooth_zero_lag(values, beta: float) -> np.ndarray:
     past and the future alike cancels the lag. Dividing by the sum of the weights actually used is
     the bias correction (as in Adam): the ends are not pulled toward the zero the sums start from.
     Both sums run as recursions A_t = beta A_(t-1) + v_t, forward and backward: O(n).
+    Within about 1 / (1 - beta) entries of either end only one side is seen, so a peak there
+    drifts toward the end; further in, the weights are symmetric and nothing moves.
     Non-finite values get weight 0; where no finite value has weight left, the result is NaN.
     """
     if not 0.0 <= beta < 1.0:
@@ -254,21 +257,25 @@ def _runs(mask):
 
 
 def detect_non_finite(loss, steps=None) -> list[Finding]:
-    """The first Inf loss, or the first NaN with no finite loss after it (the run ended in NaN).
+    """The first Inf loss, or the first NaN of the run of NaNs the losses end with (the run died).
 
-    A NaN followed by finite losses reads as "not recorded at this step" (the History convention).
+    NaN also means "not recorded at this step" (the History convention), and a log written every
+    k steps may end between two records; so the final NaN run counts only when it is longer than
+    every gap between earlier finite losses.
     """
     loss, steps = _as_arrays(loss, steps)
-    finite = np.isfinite(loss)
-    last_finite = np.flatnonzero(finite)[-1] if finite.any() else -1
-    bad = np.isinf(loss) | (np.isnan(loss) & (np.arange(len(loss)) > last_finite))
+    finite_at = np.flatnonzero(np.isfinite(loss))
+    longest_gap = int((np.diff(finite_at, prepend=-1) - 1).max()) if finite_at.size else 0
+    last_finite = int(finite_at[-1]) if finite_at.size else -1
+    died = len(loss) - 1 - last_finite > longest_gap
+    bad = np.isinf(loss) | (np.isnan(loss) & (np.arange(len(loss)) > last_finite) & died)
     if not bad.any():
         return []
     first = int(np.argmax(bad))
     ending = " and no finite loss follows" if first > last_finite else ""
     return [Finding("non_finite", f"training loss is {loss[first]} at step {_step(steps[first])}{ending}",
                     severity="critical", step=_step(steps[first]),
-                    evidence={"value": float(loss[first]), "non_finite_count": int((~finite).sum())})]
+                    evidence={"value": float(loss[first]), "non_finite_count": len(loss) - finite_at.size})]
 
 
 def detect_divergence(loss, steps=None, *, divergence_factor=DIVERGENCE_FACTOR, divergence_window=DIVERGENCE_WINDOW,

@@ -10,6 +10,7 @@ the threshold they crossed) and a one-line ``message`` a person reads, e.g.::
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 # One vocabulary across detectors, the doctor, the lab and the CLI (DESIGN.md). Add a kind when
@@ -91,3 +92,10 @@ def _plain(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     return value
+
+
+def accepted_thresholds(rule, thresholds: dict) -> dict:
+    """The entries of `thresholds` that `rule` takes as keyword arguments, so that one dict of
+    overrides can be passed to every rule of a family."""
+    names = inspect.signature(rule).parameters
+    return {key: value for key, value in thresholds.items() if key in names}

@@ -1,0 +1,233 @@
+"""Gradient-health detectors: vanishing, exploding, non-finite, and the update-to-weight ratio.
+
+Pure functions of a History (see history.py for the columns). Every rule reads recorded
+arrays, compares them with a named threshold, and returns Findings that carry the numbers.
+A condition must hold on PERSISTENCE consecutive recorded steps (all of them, for shorter
+runs), so one noisy step does not fire a rule. The rules:
+
+vanishing_gradients
+    a layer's mean |g| < 1e-7 ................... VANISHING_MEAN_ABS (SageMaker Debugger's
+                                                  VanishingGradient rule threshold)
+    ||g_first layer|| / ||g_last layer|| < 1e-3 . VANISHING_RATIO (AUTOTRAINER, Zhang et al.
+                                                  ICSE 2021: gradients shrink toward the input)
+exploding_gradients
+    global ||g|| > 100 .......................... EXPLODING_NORM (the seeds' threshold)
+    ||g_first layer|| / ||g_last layer|| > 70 ... EXPLODING_RATIO (AUTOTRAINER)
+    ||g|| grows exponentially: its log rises by more than ln(10) over GROWTH_WINDOW steps with
+    a robust (Theil-Sen) slope and most steps going up
+non_finite
+    any NaN or Inf in a gradient
+update_ratio
+    ||theta_t - theta_{t-1}|| / ||theta_{t-1}|| of a layer outside [1e-4, 1e-2] over the recent
+    steps: CS231n's rule of thumb puts a healthy ratio near 1e-3; far below, that layer's
+    learning rate is too low, far above, too high.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from diagnostics.curves import theil_sen_slope
+from diagnostics.findings import Finding, accepted_thresholds
+from diagnostics.stats import first_sustained
+
+VANISHING_MEAN_ABS = 1e-7
+VANISHING_RATIO = 1e-3
+EXPLODING_NORM = 100.0
+EXPLODING_RATIO = 70.0
+GROWTH_WINDOW = 20
+GROWTH_FACTOR = 10.0
+GROWTH_RISING_FRACTION = 0.7
+UPDATE_RATIO_LOW = 1e-4
+UPDATE_RATIO_HIGH = 1e-2
+RECENT_STEPS = 50
+PERSISTENCE = 5
+
+
+def _steps(history) -> np.ndarray:
+    return history.steps if len(history) else np.zeros(0)
+
+
+def _step_at(history, index: int) -> int:
+    return int(_steps(history)[index])
+
+
+def weight_layers(history, statistic: str = "grad_norm") -> dict[str, np.ndarray]:
+    """Per-layer columns of `statistic` restricted to weights (names ending in 'weight') when
+    there are any: biases have their own, smaller scale and would blur layer comparisons."""
+    layers = history.layers(statistic)
+    weights = {name: values for name, values in layers.items() if name.endswith("weight")}
+    return weights or layers
+
+
+def first_to_last_ratio(history) -> tuple[np.ndarray, str, str] | None:
+    """Per step, ||g|| of the first weight over ||g|| of the last (layers in recording order,
+    i.e. from input to output), with the two names; None with fewer than two layers."""
+    layers = weight_layers(history)
+    if len(layers) < 2:
+        return None
+    names = list(layers)
+    first, last = layers[names[0]], layers[names[-1]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = first / last
+    return ratio, names[0], names[-1]
+
+
+def detect_vanishing_gradients(history, *, mean_abs_threshold: float = VANISHING_MEAN_ABS,
+                               ratio_threshold: float = VANISHING_RATIO,
+                               persistence: int = PERSISTENCE) -> list[Finding]:
+    """Layers whose mean |g| stays below `mean_abs_threshold`, and a first/last layer gradient
+    norm ratio that stays below `ratio_threshold` (gradients fading toward the input)."""
+    findings = []
+    small_layers = []
+    for name, values in weight_layers(history, "grad_mean_abs").items():
+        index = first_sustained(np.isfinite(values) & (values < mean_abs_threshold), persistence)
+        if index is not None:
+            small_layers.append((name, index, float(np.nanmedian(values[index:]))))
+    if small_layers:
+        names = ", ".join(name for name, _, _ in small_layers)
+        first_index = min(index for _, index, _ in small_layers)
+        worst = min(value for _, _, value in small_layers)
+        findings.append(Finding(
+            "vanishing_gradients",
+            f"layer{'s' if len(small_layers) > 1 else ''} {names}: mean |grad| {worst:.1e} < "
+            f"{mean_abs_threshold:.0e} (vanishing)",
+            severity="critical", step=_step_at(history, first_index), layer=small_layers[0][0],
+            evidence={"layers": [name for name, _, _ in small_layers], "mean_abs": worst,
+                      "threshold": mean_abs_threshold},
+        ))
+    ratio = first_to_last_ratio(history)
+    if ratio is not None:
+        values, first, last = ratio
+        index = first_sustained(np.isfinite(values) & (values < ratio_threshold), persistence)
+        if index is not None:
+            median = float(np.nanmedian(values[index:]))
+            findings.append(Finding(
+                "vanishing_gradients",
+                f"gradient norm of {first} is {median:.1e} x that of {last} (< {ratio_threshold:.0e}): "
+                "gradients vanish on the way back to the input",
+                severity="critical", step=_step_at(history, index), layer=first,
+                evidence={"first_layer": first, "last_layer": last, "ratio": median, "threshold": ratio_threshold},
+            ))
+    return findings
+
+
+def detect_non_finite_gradients(history) -> list[Finding]:
+    """The first step at which any layer's gradient holds NaN or Inf, naming those layers."""
+    bad_layers, first_index = [], None
+    for name, counts in history.layers("grad_nonfinite").items():
+        hits = np.flatnonzero(np.nan_to_num(counts) > 0)
+        if hits.size:
+            bad_layers.append(name)
+            first_index = hits[0] if first_index is None else min(first_index, hits[0])
+    global_norm = history.get("grad_norm")
+    if first_index is None and global_norm is not None:
+        hits = np.flatnonzero(np.isinf(global_norm))
+        if hits.size:
+            first_index = hits[0]
+    if first_index is None:
+        return []
+    where = f"layers {', '.join(bad_layers)}" if bad_layers else "the gradients"
+    return [Finding(
+        "non_finite",
+        f"{where}: NaN/Inf gradient at step {_step_at(history, first_index)}",
+        severity="critical", step=_step_at(history, first_index), layer=bad_layers[0] if bad_layers else None,
+        evidence={"layers": bad_layers},
+    )]
+
+
+def detect_exploding_gradients(history, *, norm_threshold: float = EXPLODING_NORM,
+                               ratio_threshold: float = EXPLODING_RATIO, growth_window: int = GROWTH_WINDOW,
+                               growth_factor: float = GROWTH_FACTOR, persistence: int = PERSISTENCE) -> list[Finding]:
+    """Global gradient norm above `norm_threshold`; first/last layer ratio above
+    `ratio_threshold`; or the norm growing by `growth_factor` within `growth_window` steps."""
+    findings = []
+    norm = history.get("grad_norm")
+    if norm is not None and len(norm):
+        above = np.flatnonzero(np.isfinite(norm) & (norm > norm_threshold))
+        if above.size:
+            largest = float(np.nanmax(np.where(np.isfinite(norm), norm, np.nan)))
+            findings.append(Finding(
+                "exploding_gradients",
+                f"gradient norm {largest:.3g} > {norm_threshold:g} (exploding) on {above.size} of {len(norm)} steps",
+                severity="critical", step=_step_at(history, above[0]),
+                evidence={"max_norm": largest, "steps_above": int(above.size), "threshold": norm_threshold},
+            ))
+        growth = _exponential_growth(norm, growth_window, growth_factor)
+        if growth is not None and not above.size:
+            index, factor = growth
+            findings.append(Finding(
+                "exploding_gradients",
+                f"gradient norm grew {factor:.3g}x within {growth_window} steps from step "
+                f"{_step_at(history, index)} (exponential growth)",
+                severity="warning", step=_step_at(history, index),
+                evidence={"growth": factor, "window": growth_window, "threshold": growth_factor},
+            ))
+    ratio = first_to_last_ratio(history)
+    if ratio is not None:
+        values, first, last = ratio
+        index = first_sustained(np.isfinite(values) & (values > ratio_threshold), persistence)
+        if index is not None:
+            median = float(np.nanmedian(values[index:]))
+            findings.append(Finding(
+                "exploding_gradients",
+                f"gradient norm of {first} is {median:.3g} x that of {last} (> {ratio_threshold:g}): "
+                "gradients grow on the way back to the input",
+                severity="warning", step=_step_at(history, index), layer=first,
+                evidence={"first_layer": first, "last_layer": last, "ratio": median, "threshold": ratio_threshold},
+            ))
+    return findings
+
+
+def _exponential_growth(norm: np.ndarray, window: int, factor: float):
+    """(start index, growth) of the first window in which log ||g|| rises by more than
+    ln(factor) along a robust slope, with most steps rising; None if there is none."""
+    log_norm = np.log(np.where(np.isfinite(norm) & (norm > 0), norm, np.nan))
+    for start in range(0, len(norm) - window + 1, max(1, window // 4)):
+        segment = log_norm[start:start + window]
+        finite = np.isfinite(segment)
+        if finite.sum() < window // 2:
+            continue
+        slope = theil_sen_slope(np.arange(window)[finite], segment[finite])
+        rising = np.mean(np.diff(segment[finite]) > 0)
+        growth = float(np.exp(slope * (window - 1)))
+        if growth > factor and rising >= GROWTH_RISING_FRACTION:
+            return start, growth
+    return None
+
+
+def detect_update_ratio(history, *, low: float = UPDATE_RATIO_LOW, high: float = UPDATE_RATIO_HIGH,
+                        recent_steps: int = RECENT_STEPS) -> list[Finding]:
+    """Layers whose median update-to-weight ratio over the last `recent_steps` recorded steps
+    lies outside [low, high]: that layer's effective learning rate is too low or too high."""
+    findings = []
+    for name, ratios in weight_layers(history, "update_ratio").items():
+        recent = ratios[-recent_steps:]
+        recent = recent[np.isfinite(recent)]
+        if recent.size == 0:
+            continue
+        median = float(np.median(recent))
+        if low <= median <= high:
+            continue
+        direction = "low" if median < low else "high"
+        bound = low if direction == "low" else high
+        comparison = "<" if direction == "low" else ">"
+        start = len(ratios) - min(recent_steps, len(ratios))
+        findings.append(Finding(
+            "update_ratio",
+            f"layer {name}: update/weight ratio {median:.1e} {comparison} {bound:.0e} (learning rate too "
+            f"{direction} for this layer; about 1e-3 is healthy)",
+            severity="warning", step=_step_at(history, start), layer=name,
+            evidence={"median_ratio": median, "direction": direction, "low": low, "high": high},
+        ))
+    return findings
+
+
+def analyze_gradients(history, **thresholds) -> list[Finding]:
+    """Every gradient rule above; thresholds are passed to the rule that takes them."""
+    findings = []
+    for rule in (detect_non_finite_gradients, detect_exploding_gradients, detect_vanishing_gradients,
+                 detect_update_ratio):
+        findings.extend(rule(history, **accepted_thresholds(rule, thresholds)))
+    return findings
+
