@@ -36,10 +36,11 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
+
+from minigrad.serialization import atomic_write
 
 
 class History:
@@ -54,7 +55,7 @@ class History:
             sizes = ", ".join(f"{name}: {len(v)}" for name, v in self.columns.items())
             raise ValueError(f"History: columns must have equal lengths, got {sizes}")
         if self.columns and "step" not in self.columns:
-            self.columns["step"] = np.arange(len(self), dtype=np.float64)
+            self.columns = {"step": np.arange(len(self), dtype=np.float64), **self.columns}
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
@@ -85,7 +86,7 @@ class History:
     def to_csv(self, path) -> None:
         """Write one row per step, one column per name; written atomically."""
         names = list(self.columns)
-        with _atomic_text(path) as handle:
+        with atomic_write(path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(names)
             for row in zip(*(self.columns[name] for name in names)):
@@ -94,7 +95,7 @@ class History:
     def to_jsonl(self, path) -> None:
         """Write one JSON object per step (missing values as null); written atomically."""
         names = list(self.columns)
-        with _atomic_text(path) as handle:
+        with atomic_write(path, "w", newline="") as handle:
             for row in zip(*(self.columns[name] for name in names)):
                 record = {name: (None if math.isnan(v) else _plain_number(v)) for name, v in zip(names, row)}
                 handle.write(json.dumps(record) + "\n")
@@ -178,23 +179,3 @@ def _format_number(value: float) -> str:
 
 def _plain_number(value: float):
     return int(value) if float(value).is_integer() and abs(value) < 2**53 else float(value)
-
-
-class _atomic_text:
-    """Open a temporary file next to `path`; on success rename it over `path` (atomic on POSIX)."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self.temporary = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
-
-    def __enter__(self):
-        self.handle = open(self.temporary, "w", newline="")
-        return self.handle
-
-    def __exit__(self, error_type, error, traceback):
-        self.handle.close()
-        if error_type is None:
-            os.replace(self.temporary, self.path)
-        else:
-            self.temporary.unlink(missing_ok=True)
-        return False
