@@ -311,8 +311,8 @@ def detect_spikes(loss, steps=None, *, spike_z=SPIKE_Z, spike_min_ratio=SPIKE_MI
     y_(t-1)| over twice that window, / (0.6745 sqrt 2). Differences keep the steady fall of a
     fast first descent from looking like no noise at all. A spike needs z_t > spike_z and loss_t
     >= spike_min_ratio x the median, and neighbours on both sides (the first and last
-    half-windows are not judged). It recovered if the running median is back at or below its
-    pre-spike level within `spike_recovery_points` entries; None if the run ends sooner.
+    half-windows are not judged). It recovered if the running median is back at its pre-spike
+    level (within its own noise) within `spike_recovery_points` entries; None if the run ends sooner.
     """
     loss, steps = _as_arrays(loss, steps)
     floor = _floor_for([loss], floor)
@@ -327,7 +327,9 @@ def detect_spikes(loss, steps=None, *, spike_z=SPIKE_Z, spike_min_ratio=SPIKE_MI
     for start, end in _runs(judged & (z > spike_z) & (above >= np.log(spike_min_ratio))):
         peak = start + int(np.argmax(above[start:end]))
         after = level[end:end + spike_recovery_points]
-        back = np.flatnonzero(after <= level[max(start - 1, 0)])
+        # Back to the level before, within 2 standard errors of a running median (1.2533 sd / sqrt n).
+        before = level[max(start - 1, 0)] + 2 * 1.2533 * noise[start] / np.sqrt(level_window)
+        back = np.flatnonzero(after <= before)
         if back.size:
             recovered, outcome = True, f"recovered {_step(x[end + back[0]] - x[start])} steps later"
         elif len(after) < spike_recovery_points:

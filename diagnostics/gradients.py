@@ -73,15 +73,15 @@ def first_to_last_ratio(history) -> tuple[np.ndarray, str, str] | None:
     return ratio, names[0], names[-1]
 
 
-def detect_vanishing_gradients(history, *, mean_abs_threshold: float = VANISHING_MEAN_ABS,
-                               ratio_threshold: float = VANISHING_RATIO,
+def detect_vanishing_gradients(history, *, vanishing_mean_abs: float = VANISHING_MEAN_ABS,
+                               vanishing_ratio: float = VANISHING_RATIO,
                                persistence: int = PERSISTENCE) -> list[Finding]:
-    """Layers whose mean |g| stays below `mean_abs_threshold`, and a first/last layer gradient
-    norm ratio that stays below `ratio_threshold` (gradients fading toward the input)."""
+    """Layers whose mean |g| stays below `vanishing_mean_abs`, and a first/last layer gradient
+    norm ratio that stays below `vanishing_ratio` (gradients fading toward the input)."""
     findings = []
     small_layers = []
     for name, values in weight_layers(history, "grad_mean_abs").items():
-        index = first_sustained(np.isfinite(values) & (values < mean_abs_threshold), persistence)
+        index = first_sustained(np.isfinite(values) & (values < vanishing_mean_abs), persistence)
         if index is not None:
             small_layers.append((name, index, float(np.nanmedian(values[index:]))))
     if small_layers:
@@ -91,23 +91,23 @@ def detect_vanishing_gradients(history, *, mean_abs_threshold: float = VANISHING
         findings.append(Finding(
             "vanishing_gradients",
             f"layer{'s' if len(small_layers) > 1 else ''} {names}: mean |grad| {worst:.1e} < "
-            f"{mean_abs_threshold:.0e} (vanishing)",
+            f"{vanishing_mean_abs:.0e} (vanishing)",
             severity="critical", step=_step_at(history, first_index), layer=small_layers[0][0],
             evidence={"layers": [name for name, _, _ in small_layers], "mean_abs": worst,
-                      "threshold": mean_abs_threshold},
+                      "threshold": vanishing_mean_abs},
         ))
     ratio = first_to_last_ratio(history)
     if ratio is not None:
         values, first, last = ratio
-        index = first_sustained(np.isfinite(values) & (values < ratio_threshold), persistence)
+        index = first_sustained(np.isfinite(values) & (values < vanishing_ratio), persistence)
         if index is not None:
             median = float(np.nanmedian(values[index:]))
             findings.append(Finding(
                 "vanishing_gradients",
-                f"gradient norm of {first} is {median:.1e} x that of {last} (< {ratio_threshold:.0e}): "
+                f"gradient norm of {first} is {median:.1e} x that of {last} (< {vanishing_ratio:.0e}): "
                 "gradients vanish on the way back to the input",
                 severity="critical", step=_step_at(history, index), layer=first,
-                evidence={"first_layer": first, "last_layer": last, "ratio": median, "threshold": ratio_threshold},
+                evidence={"first_layer": first, "last_layer": last, "ratio": median, "threshold": vanishing_ratio},
             ))
     return findings
 
@@ -136,24 +136,26 @@ def detect_non_finite_gradients(history) -> list[Finding]:
     )]
 
 
-def detect_exploding_gradients(history, *, norm_threshold: float = EXPLODING_NORM,
-                               ratio_threshold: float = EXPLODING_RATIO, growth_window: int = GROWTH_WINDOW,
-                               growth_factor: float = GROWTH_FACTOR, persistence: int = PERSISTENCE) -> list[Finding]:
-    """Global gradient norm above `norm_threshold`; first/last layer ratio above
-    `ratio_threshold`; or the norm growing by `growth_factor` within `growth_window` steps."""
+def detect_exploding_gradients(history, *, exploding_norm: float = EXPLODING_NORM,
+                               exploding_ratio: float = EXPLODING_RATIO, growth_window: int = GROWTH_WINDOW,
+                               growth_factor: float = GROWTH_FACTOR,
+                               growth_rising_fraction: float = GROWTH_RISING_FRACTION,
+                               persistence: int = PERSISTENCE) -> list[Finding]:
+    """Global gradient norm above `exploding_norm`; first/last layer ratio above
+    `exploding_ratio`; or the norm growing by `growth_factor` within `growth_window` steps."""
     findings = []
     norm = history.get("grad_norm")
     if norm is not None and len(norm):
-        above = np.flatnonzero(np.isfinite(norm) & (norm > norm_threshold))
+        above = np.flatnonzero(np.isfinite(norm) & (norm > exploding_norm))
         if above.size:
             largest = float(np.nanmax(np.where(np.isfinite(norm), norm, np.nan)))
             findings.append(Finding(
                 "exploding_gradients",
-                f"gradient norm {largest:.3g} > {norm_threshold:g} (exploding) on {above.size} of {len(norm)} steps",
+                f"gradient norm {largest:.3g} > {exploding_norm:g} (exploding) on {above.size} of {len(norm)} steps",
                 severity="critical", step=_step_at(history, above[0]),
-                evidence={"max_norm": largest, "steps_above": int(above.size), "threshold": norm_threshold},
+                evidence={"max_norm": largest, "steps_above": int(above.size), "threshold": exploding_norm},
             ))
-        growth = _exponential_growth(norm, growth_window, growth_factor)
+        growth = _exponential_growth(norm, growth_window, growth_factor, growth_rising_fraction)
         if growth is not None and not above.size:
             index, factor = growth
             findings.append(Finding(
@@ -166,20 +168,20 @@ def detect_exploding_gradients(history, *, norm_threshold: float = EXPLODING_NOR
     ratio = first_to_last_ratio(history)
     if ratio is not None:
         values, first, last = ratio
-        index = first_sustained(np.isfinite(values) & (values > ratio_threshold), persistence)
+        index = first_sustained(np.isfinite(values) & (values > exploding_ratio), persistence)
         if index is not None:
             median = float(np.nanmedian(values[index:]))
             findings.append(Finding(
                 "exploding_gradients",
-                f"gradient norm of {first} is {median:.3g} x that of {last} (> {ratio_threshold:g}): "
+                f"gradient norm of {first} is {median:.3g} x that of {last} (> {exploding_ratio:g}): "
                 "gradients grow on the way back to the input",
                 severity="warning", step=_step_at(history, index), layer=first,
-                evidence={"first_layer": first, "last_layer": last, "ratio": median, "threshold": ratio_threshold},
+                evidence={"first_layer": first, "last_layer": last, "ratio": median, "threshold": exploding_ratio},
             ))
     return findings
 
 
-def _exponential_growth(norm: np.ndarray, window: int, factor: float):
+def _exponential_growth(norm: np.ndarray, window: int, factor: float, rising_fraction: float):
     """(start index, growth) of the first window in which log ||g|| rises by more than
     ln(factor) along a robust slope, with most steps rising; None if there is none."""
     log_norm = np.log(np.where(np.isfinite(norm) & (norm > 0), norm, np.nan))
@@ -191,15 +193,15 @@ def _exponential_growth(norm: np.ndarray, window: int, factor: float):
         slope = theil_sen_slope(np.arange(window)[finite], segment[finite])
         rising = np.mean(np.diff(segment[finite]) > 0)
         growth = float(np.exp(slope * (window - 1)))
-        if growth > factor and rising >= GROWTH_RISING_FRACTION:
+        if growth > factor and rising >= rising_fraction:
             return start, growth
     return None
 
 
-def detect_update_ratio(history, *, low: float = UPDATE_RATIO_LOW, high: float = UPDATE_RATIO_HIGH,
+def detect_update_ratio(history, *, update_ratio_low: float = UPDATE_RATIO_LOW, update_ratio_high: float = UPDATE_RATIO_HIGH,
                         recent_steps: int = RECENT_STEPS) -> list[Finding]:
     """Layers whose median update-to-weight ratio over the last `recent_steps` recorded steps
-    lies outside [low, high]: that layer's effective learning rate is too low or too high."""
+    lies outside [update_ratio_low, update_ratio_high]: that layer's effective learning rate is too low or too high."""
     findings = []
     for name, ratios in weight_layers(history, "update_ratio").items():
         recent = ratios[-recent_steps:]
@@ -207,10 +209,10 @@ def detect_update_ratio(history, *, low: float = UPDATE_RATIO_LOW, high: float =
         if recent.size == 0:
             continue
         median = float(np.median(recent))
-        if low <= median <= high:
+        if update_ratio_low <= median <= update_ratio_high:
             continue
-        direction = "low" if median < low else "high"
-        bound = low if direction == "low" else high
+        direction = "low" if median < update_ratio_low else "high"
+        bound = update_ratio_low if direction == "low" else update_ratio_high
         comparison = "<" if direction == "low" else ">"
         start = len(ratios) - min(recent_steps, len(ratios))
         findings.append(Finding(
@@ -218,13 +220,14 @@ def detect_update_ratio(history, *, low: float = UPDATE_RATIO_LOW, high: float =
             f"layer {name}: update/weight ratio {median:.1e} {comparison} {bound:.0e} (learning rate too "
             f"{direction} for this layer; about 1e-3 is healthy)",
             severity="warning", step=_step_at(history, start), layer=name,
-            evidence={"median_ratio": median, "direction": direction, "low": low, "high": high},
+            evidence={"median_ratio": median, "direction": direction, "low": update_ratio_low, "high": update_ratio_high},
         ))
     return findings
 
 
 def analyze_gradients(history, **thresholds) -> list[Finding]:
-    """Every gradient rule above; thresholds are passed to the rule that takes them."""
+    """Every gradient rule above. Thresholds are overridden by the lower-case names of the
+    constants (vanishing_ratio=1e-4) and passed to the rules that take them."""
     findings = []
     for rule in (detect_non_finite_gradients, detect_exploding_gradients, detect_vanishing_gradients,
                  detect_update_ratio):
