@@ -19,7 +19,7 @@ from minigrad.functional import (
 from minigrad.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from minigrad.random import manual_seed
 from minigrad.serialization import CheckpointError, load, save
-from minigrad import data, nn  # noqa: E402  (subpackages, after the names they use)
+from minigrad import data, nn, optim  # noqa: E402  (subpackages, after the names they use)
 
 from numpy import bool_, float16, float32, float64, int32, int64  # dtype names, as torch.float32
 
