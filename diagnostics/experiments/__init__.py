@@ -19,6 +19,16 @@ from pathlib import Path
 NAMES = (
     "exploding_gradients",
     "vanishing_gradients",
+    "dead_relu",
+    "saturation",
+    "lr_too_low",
+    "oscillation",
+    "loss_spike",
+    "overfitting",
+    "underfitting",
+    "double_descent",
+    "where_trap",
+    "glorot_bengio",
 )
 
 

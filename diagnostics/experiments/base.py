@@ -31,18 +31,16 @@ STEPS_AFTER_NON_FINITE = 5
 
 @dataclass
 class Run:
-    """One training run of an experiment: its label, the Recorder, the doctor's report, the
-    trained model, and any extra measurements (accuracy, test error, ...)."""
+    """One run of an experiment: its label, the History the doctor read (a Recorder's, or one
+    built by hand, e.g. test error against model size), the doctor's report, and any extra
+    measurements (accuracy, test error, ...). `model` and `recorder` are set for training runs."""
 
     label: str
-    recorder: Recorder
+    history: object
     report: Report
-    model: object
     measurements: dict = field(default_factory=dict)
-
-    @property
-    def history(self):
-        return self.recorder.history
+    model: object = None
+    recorder: Recorder = None
 
     def summary(self) -> str:
         loss = self.history["loss"]
@@ -102,7 +100,8 @@ def train(label: str, model, data, optimizer, steps: int, *, batch_size: int | N
     measurements = {"val_loss": evaluate(model, loss_fn, data.X_val, data.y_val)}
     if data.num_classes:
         measurements["val_accuracy"] = accuracy(model, data.X_val, data.y_val)
-    return Run(label, recorder, diagnose(recorder, extra_findings=extra_findings), model, measurements)
+    report = diagnose(recorder, extra_findings=extra_findings)
+    return Run(label, report.history, report, measurements, model=model, recorder=recorder)
 
 
 def _train_steps(model, data, optimizer, steps, batch_size, loss_fn, max_norm, scheduler, val_every, seed,
