@@ -206,17 +206,16 @@ class ClipStats:
 def clipping_findings(fired: np.ndarray, pre_clip_norms: np.ndarray, thresholds: np.ndarray,
                       always_fraction: float = ALWAYS_FIRES_FRACTION,
                       min_calls: int = MIN_CLIP_CALLS) -> list[Finding]:
-    """A warning when clipping fires on more than `always_fraction` of the calls (it has become
-    a learning-rate rescale: lower the LR or raise the threshold) and an info finding when it
-    never fires (the threshold is above every gradient norm seen)."""
+    """Notes (severity info: neither is a failure) when clipping fires on more than
+    `always_fraction` of the calls (it has become a learning-rate rescale: lower the LR or raise
+    the threshold) or never fires (the threshold is above every gradient norm seen)."""
     fired = np.asarray(fired, dtype=float)
     fired = fired[np.isfinite(fired)]
     if fired.size < min_calls:
         return []
     rate = float(fired.mean())
-    finite_norms = pre_clip_norms[np.isfinite(pre_clip_norms)] if len(pre_clip_norms) else pre_clip_norms
-    median_norm = float(np.median(finite_norms)) if finite_norms.size else float("nan")
-    threshold = float(np.median(thresholds)) if len(thresholds) else float("nan")
+    median_norm = _finite_median(pre_clip_norms)
+    threshold = _finite_median(thresholds)
     evidence = {"fire_rate": rate, "calls": int(fired.size), "median_pre_clip_norm": median_norm,
                 "threshold": threshold}
     if rate > always_fraction:
@@ -225,7 +224,7 @@ def clipping_findings(fired: np.ndarray, pre_clip_norms: np.ndarray, thresholds:
             f"gradient clipping fired on {rate:.0%} of {fired.size} steps (> {always_fraction:.0%}): "
             f"median norm {median_norm:.3g} vs threshold {threshold:.3g}; it acts as a constant "
             "learning-rate rescale — lower the learning rate or raise the threshold",
-            severity="warning", evidence={**evidence, "limit": always_fraction},
+            severity="info", evidence={**evidence, "limit": always_fraction},
         )]
     if rate == 0.0:
         return [Finding(
@@ -235,3 +234,9 @@ def clipping_findings(fired: np.ndarray, pre_clip_norms: np.ndarray, thresholds:
             severity="info", evidence=evidence,
         )]
     return []
+
+
+def _finite_median(values) -> float:
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else float("nan")

@@ -52,7 +52,7 @@ class Cause:
 # The failure-signature table (symptom: gradient norm x loss trend -> cause -> fixes).
 FAILURE_SIGNATURES = (
     Cause("exploding_gradients", "exploding gradients", "grows past 100 or to NaN/Inf",
-          "jumps up, then NaN", ("non_finite", "divergence", "loss_spike", "oscillation"),
+          "jumps up, then NaN", ("non_finite", "divergence", "loss_spike", "oscillation", "update_ratio"),
           ("clip the gradient norm (clip_grad_norm_(params, 1.0))",
            "lower the learning rate (run the LR range test)",
            "add normalization (BatchNorm/LayerNorm) or use a smaller initialization (He/Xavier)")),
@@ -62,17 +62,17 @@ FAILURE_SIGNATURES = (
            "guard log/sqrt/division inputs (clamp, or the double-where for where(cond, f(x), ...))",
            "lower the learning rate and clip the gradient norm")),
     Cause("dead_relu", "dead ReLU units", "0 for dead units' weights, small before them",
-          "plateaus early", ("vanishing_gradients", "plateau", "underfitting", "lr_too_low"),
+          "plateaus early", ("vanishing_gradients", "plateau", "underfitting", "lr_too_low", "update_ratio"),
           ("use LeakyReLU (or ELU/GELU) so that inactive units still get a gradient",
            "lower the learning rate: a large step pushes biases so negative that units never fire",
            "use He (kaiming) initialization and a small positive bias (e.g. 0.01)")),
     Cause("saturation", "saturated tanh/sigmoid units", "tiny in the layers before the saturated ones",
-          "plateaus", ("vanishing_gradients", "plateau", "underfitting", "lr_too_low"),
+          "plateaus", ("vanishing_gradients", "plateau", "underfitting", "lr_too_low", "update_ratio"),
           ("use Xavier (Glorot) initialization for tanh/sigmoid layers",
            "add normalization (LayerNorm/BatchNorm) before the activation",
            "lower the learning rate, or switch to ReLU with He initialization")),
     Cause("vanishing_gradients", "vanishing gradients", "< 1e-7, shrinking toward the input",
-          "plateaus from the start", ("plateau", "underfitting", "lr_too_low"),
+          "plateaus from the start", ("plateau", "underfitting", "lr_too_low", "update_ratio"),
           ("add residual connections or use a different activation (ReLU/LeakyReLU instead of sigmoid/tanh)",
            "use He initialization for ReLU layers, Xavier for tanh",
            "add normalization layers (BatchNorm/LayerNorm)")),
@@ -94,7 +94,7 @@ FAILURE_SIGNATURES = (
            "clip the gradient norm",
            "look for bad batches (outliers, wrong labels) at the spike steps")),
     Cause("lr_too_low", "learning rate too low", "small and steady", "falls slowly and steadily, never bends",
-          ("underfitting", "plateau"),
+          ("underfitting", "plateau", "update_ratio"),
           ("raise the learning rate (the LR range test suggests one)",
            "train longer if raising it is not possible")),
     Cause("plateau", "loss plateau", "small", "flat far above its best",
@@ -194,8 +194,10 @@ def _strongest(findings: list[Finding]) -> Finding:
 
 
 def _rank_causes(findings: list[Finding]) -> list[str]:
-    """Causes that fired, most likely first: by the severity of their own findings, then by how
-    many other fired kinds they explain, then by their order in the table."""
+    """Causes that fired with at least a warning, most likely first: by the severity of their
+    own findings, then by how many other fired kinds they explain, then by their order in the
+    table. Info findings are notes, not causes."""
+    findings = [finding for finding in findings if finding.severity != "info"]
     fired = {finding.kind for finding in findings}
     order = [cause.kind for cause in FAILURE_SIGNATURES]
 
@@ -220,7 +222,8 @@ def format_report(report: Report) -> str:
         lines.append(f"Gradient norm: {_last_finite(grad_norm):.3g} at the last step "
                      f"(median {np.nanmedian(grad_norm):.3g})")
     if report.healthy:
-        lines.append("Diagnosis: healthy — no rule fired")
+        lines.append("Diagnosis: healthy — no rule fired" if not report.findings else "Diagnosis: healthy")
+        lines.extend(f"  note: {finding.message}" for finding in report.findings)
         return "\n".join(lines)
     cause = _CAUSES[report.primary]
     lines.append(f"Diagnosis: {cause.title}")
@@ -285,7 +288,8 @@ def diagnose(source, *, extra_findings=(), **thresholds) -> Report:
     findings += analyze_activations(history, unit_stats, **overrides(activations))
     fired = history.get("clip_fired")
     if fired is not None:
-        findings += clipping_findings(fired, history.get("clip_norm", np.zeros(0)), np.zeros(0))
+        findings += clipping_findings(fired, history.get("clip_norm", np.zeros(0)),
+                                      history.get("clip_threshold", np.zeros(0)))
     for finding in findings:
         if finding.kind not in KINDS:
             raise ValueError(f"diagnose: unknown finding kind {finding.kind!r}")

@@ -11,7 +11,8 @@ vanishing_gradients
     ||g_first layer|| / ||g_last layer|| < 1e-3 . VANISHING_RATIO (AUTOTRAINER, Zhang et al.
                                                   ICSE 2021: gradients shrink toward the input)
 exploding_gradients
-    global ||g|| > 100 .......................... EXPLODING_NORM (the seeds' threshold)
+    global ||g|| > 100 .......................... EXPLODING_NORM (the seeds' threshold), or any
+                                                  NaN/Inf gradient norm (non_finite, below)
     ||g_first layer|| / ||g_last layer|| > 70 ... EXPLODING_RATIO (AUTOTRAINER)
     ||g|| grows exponentially: its log rises by more than ln(10) over GROWTH_WINDOW steps with
     a robust (Theil-Sen) slope and most steps going up
@@ -85,12 +86,12 @@ def detect_vanishing_gradients(history, *, vanishing_mean_abs: float = VANISHING
         if index is not None:
             small_layers.append((name, index, float(np.nanmedian(values[index:]))))
     if small_layers:
-        names = ", ".join(name for name, _, _ in small_layers)
+        names = name_list([name for name, _, _ in small_layers])
         first_index = min(index for _, index, _ in small_layers)
         worst = min(value for _, _, value in small_layers)
         findings.append(Finding(
             "vanishing_gradients",
-            f"layer{'s' if len(small_layers) > 1 else ''} {names}: mean |grad| {worst:.1e} < "
+            f"{names}: mean |grad| {worst:.1e} < "
             f"{vanishing_mean_abs:.0e} (vanishing)",
             severity="critical", step=_step_at(history, first_index), layer=small_layers[0][0],
             evidence={"layers": [name for name, _, _ in small_layers], "mean_abs": worst,
@@ -127,7 +128,7 @@ def detect_non_finite_gradients(history) -> list[Finding]:
             first_index = hits[0]
     if first_index is None:
         return []
-    where = f"layers {', '.join(bad_layers)}" if bad_layers else "the gradients"
+    where = name_list(bad_layers) if bad_layers else "the gradients"
     return [Finding(
         "non_finite",
         f"{where}: NaN/Inf gradient at step {_step_at(history, first_index)}",
@@ -146,17 +147,18 @@ def detect_exploding_gradients(history, *, exploding_norm: float = EXPLODING_NOR
     findings = []
     norm = history.get("grad_norm")
     if norm is not None and len(norm):
-        above = np.flatnonzero(np.isfinite(norm) & (norm > exploding_norm))
-        if above.size:
-            largest = float(np.nanmax(np.where(np.isfinite(norm), norm, np.nan)))
+        above = np.isfinite(norm) & (norm > exploding_norm)
+        start = first_sustained(above, persistence)
+        if start is not None:
+            largest = float(np.max(norm[above]))
             findings.append(Finding(
                 "exploding_gradients",
-                f"gradient norm {largest:.3g} > {exploding_norm:g} (exploding) on {above.size} of {len(norm)} steps",
-                severity="critical", step=_step_at(history, above[0]),
-                evidence={"max_norm": largest, "steps_above": int(above.size), "threshold": exploding_norm},
+                f"gradient norm {largest:.3g} > {exploding_norm:g} (exploding) on {int(above.sum())} of {len(norm)} steps",
+                severity="critical", step=_step_at(history, start),
+                evidence={"max_norm": largest, "steps_above": int(above.sum()), "threshold": exploding_norm},
             ))
         growth = _exponential_growth(norm, growth_window, growth_factor, growth_rising_fraction)
-        if growth is not None and not above.size:
+        if growth is not None and start is None:
             index, factor = growth
             findings.append(Finding(
                 "exploding_gradients",
@@ -183,8 +185,11 @@ def detect_exploding_gradients(history, *, exploding_norm: float = EXPLODING_NOR
 
 def _exponential_growth(norm: np.ndarray, window: int, factor: float, rising_fraction: float):
     """(start index, growth) of the first window in which log ||g|| rises by more than
-    ln(factor) along a robust slope, with most steps rising; None if there is none."""
+    ln(factor) along a robust slope, with most steps rising, and ends more than `factor` times
+    above the starting level (the median of the first PERSISTENCE steps): a norm that grows back
+    from a tiny value toward where it started is not exploding. None if there is none."""
     log_norm = np.log(np.where(np.isfinite(norm) & (norm > 0), norm, np.nan))
+    start_level = np.nanmedian(log_norm[:PERSISTENCE]) if np.isfinite(log_norm[:PERSISTENCE]).any() else np.nan
     for start in range(0, len(norm) - window + 1, max(1, window // 4)):
         segment = log_norm[start:start + window]
         finite = np.isfinite(segment)
@@ -193,36 +198,50 @@ def _exponential_growth(norm: np.ndarray, window: int, factor: float, rising_fra
         slope = theil_sen_slope(np.arange(window)[finite], segment[finite])
         rising = np.mean(np.diff(segment[finite]) > 0)
         growth = float(np.exp(slope * (window - 1)))
-        if growth > factor and rising >= rising_fraction:
+        above_start = np.nanmax(segment) - start_level > np.log(factor)
+        if growth > factor and rising >= rising_fraction and above_start:
             return start, growth
     return None
 
 
-def detect_update_ratio(history, *, update_ratio_low: float = UPDATE_RATIO_LOW, update_ratio_high: float = UPDATE_RATIO_HIGH,
-                        recent_steps: int = RECENT_STEPS) -> list[Finding]:
+def detect_update_ratio(history, *, update_ratio_low: float = UPDATE_RATIO_LOW,
+                        update_ratio_high: float = UPDATE_RATIO_HIGH, recent_steps: int = RECENT_STEPS) -> list[Finding]:
     """Layers whose median update-to-weight ratio over the last `recent_steps` recorded steps
-    lies outside [update_ratio_low, update_ratio_high]: that layer's effective learning rate is too low or too high."""
-    findings = []
+    lies outside [update_ratio_low, update_ratio_high]: their effective learning rate is too
+    low or too high. One finding per direction, naming the layers."""
+    medians = {}
     for name, ratios in weight_layers(history, "update_ratio").items():
         recent = ratios[-recent_steps:]
         recent = recent[np.isfinite(recent)]
-        if recent.size == 0:
+        if recent.size:
+            medians[name] = float(np.median(recent))
+    start = max(0, len(history) - recent_steps)
+    findings = []
+    for direction, bound, comparison in (("low", update_ratio_low, "<"), ("high", update_ratio_high, ">")):
+        outside = {name: value for name, value in medians.items()
+                   if (value < bound if direction == "low" else value > bound)}
+        if not outside:
             continue
-        median = float(np.median(recent))
-        if update_ratio_low <= median <= update_ratio_high:
-            continue
-        direction = "low" if median < update_ratio_low else "high"
-        bound = update_ratio_low if direction == "low" else update_ratio_high
-        comparison = "<" if direction == "low" else ">"
-        start = len(ratios) - min(recent_steps, len(ratios))
+        values = sorted(outside.values())
+        spread = f"{values[0]:.1e}" if len(values) == 1 else f"{values[0]:.1e} to {values[-1]:.1e}"
         findings.append(Finding(
             "update_ratio",
-            f"layer {name}: update/weight ratio {median:.1e} {comparison} {bound:.0e} (learning rate too "
-            f"{direction} for this layer; about 1e-3 is healthy)",
-            severity="warning", step=_step_at(history, start), layer=name,
-            evidence={"median_ratio": median, "direction": direction, "low": update_ratio_low, "high": update_ratio_high},
+            f"{name_list(list(outside))}: update/weight ratio {spread} {comparison} {bound:.0e} (learning rate "
+            f"too {direction} for {'this layer' if len(outside) == 1 else 'these layers'}; about 1e-3 is healthy)",
+            severity="warning", step=_step_at(history, start), layer=next(iter(outside)),
+            evidence={"median_ratios": outside, "direction": direction, "low": update_ratio_low,
+                      "high": update_ratio_high},
         ))
     return findings
+
+
+def name_list(names: list[str], limit: int = 4) -> str:
+    """'layer a', 'layers a, b', or 'layers a, b, c, d and 5 more'."""
+    if len(names) == 1:
+        return f"layer {names[0]}"
+    shown = ", ".join(names[:limit])
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"layers {shown}{more}"
 
 
 def analyze_gradients(history, **thresholds) -> list[Finding]:

@@ -9,6 +9,8 @@ at that step (validation loss every 50 steps, say). Whole-run columns:
     val_loss        validation loss (NaN on steps without validation)
     lr              learning rate of the first parameter group
     grad_norm       global L2 norm of all gradients (before clipping)
+    clip_norm       the norm the clipping function measured (before clipping)
+    clip_threshold  its max_norm (or clip_value, clip_factor)
     clip_fired      1.0 where gradient clipping changed the gradients, else 0.0
 
 Per-layer columns are named ``<statistic>/<layer>``, the layer named as in
@@ -26,6 +28,7 @@ statistics):
     act_dead_frac/<m>   fraction of units active on < 1 % of the samples in the recent window
     act_sat_soft/<m>    fraction of outputs with f'(x) < 0.02
     act_sat_hard/<m>    fraction of outputs with f'(x) < 1e-7
+    act_grad_std/<m>    standard deviation of the gradient flowing back into the output
 
 Because it is only named arrays, a history can come from minigrad's Recorder, from another
 framework through an adapter, or from a CSV/JSONL log (`load_history`).
@@ -44,9 +47,12 @@ from minigrad.serialization import atomic_write
 
 
 class History:
-    """Named, equally long float columns; see the module docstring for the names."""
+    """Named, equally long float columns; see the module docstring for the names.
+    `metadata` holds the run's settings (hyperparameters), written as a header by to_csv and
+    to_jsonl and read back by load_history."""
 
-    def __init__(self, columns: dict | None = None):
+    def __init__(self, columns: dict | None = None, metadata: dict | None = None):
+        self.metadata = dict(metadata or {})
         self.columns: dict[str, np.ndarray] = {}
         for name, values in (columns or {}).items():
             self.columns[name] = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -87,6 +93,8 @@ class History:
         """Write one row per step, one column per name; written atomically."""
         names = list(self.columns)
         with atomic_write(path, "w", newline="") as handle:
+            if self.metadata:
+                handle.write("# " + ", ".join(f"{key}={value}" for key, value in self.metadata.items()) + "\n")
             writer = csv.writer(handle)
             writer.writerow(names)
             for row in zip(*(self.columns[name] for name in names)):
@@ -96,12 +104,15 @@ class History:
         """Write one JSON object per step (missing values as null); written atomically."""
         names = list(self.columns)
         with atomic_write(path, "w", newline="") as handle:
+            if self.metadata:
+                handle.write(json.dumps({"hyperparameters": self.metadata}) + "\n")
             for row in zip(*(self.columns[name] for name in names)):
                 record = {name: (None if math.isnan(v) else _plain_number(v)) for name, v in zip(names, row)}
                 handle.write(json.dumps(record) + "\n")
 
     def __repr__(self) -> str:
-        return f"History({len(self)} steps, columns={list(self.columns)})"
+        settings = f", metadata={self.metadata}" if self.metadata else ""
+        return f"History({len(self)} steps, columns={list(self.columns)}{settings})"
 
 
 def load_history(path, columns: dict[str, str] | None = None) -> History:
@@ -115,9 +126,9 @@ def load_history(path, columns: dict[str, str] | None = None) -> History:
     if not path.is_file():
         raise ValueError(f"load_history: no such file: {path}")
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        records = _read_jsonl(path)
+        records, metadata = _read_jsonl(path)
     elif path.suffix.lower() in (".csv", ".tsv", ".txt"):
-        records = _read_csv(path)
+        records, metadata = _read_csv(path)
     else:
         raise ValueError(f"load_history: {path.name}: unknown log format (expected .csv or .jsonl)")
     renames = {source: target for target, source in (columns or {}).items()}
@@ -135,17 +146,37 @@ def load_history(path, columns: dict[str, str] | None = None) -> History:
             f"load_history: {path.name} has no 'loss' column (columns: {', '.join(table) or 'none'}); "
             "name the training-loss column with columns={'loss': '<name>'}"
         )
-    return History(table)
+    return History(table, metadata)
 
 
-def _read_csv(path: Path) -> list[dict]:
+def _read_csv(path: Path) -> tuple[list[dict], dict]:
+    """Rows as dicts, and the settings of leading comment lines ('# lr=0.1, batch_size=32')."""
     with open(path, newline="") as handle:
-        dialect = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
-        return list(csv.DictReader(handle, dialect=dialect))
+        lines = handle.read().splitlines()
+    metadata = {}
+    while lines and lines[0].startswith("#"):
+        for item in lines.pop(0).lstrip("#").split(","):
+            key, separator, value = item.partition("=")
+            if separator and key.strip():
+                metadata[key.strip()] = _setting(value.strip())
+    dialect = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
+    return list(csv.DictReader(lines, dialect=dialect)), metadata
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    records = []
+def _setting(text: str):
+    """A setting's value: a number when it reads as one, else the text."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def _read_jsonl(path: Path) -> tuple[list[dict], dict]:
+    """Records, and the settings of a {"hyperparameters": {...}} record (anywhere in the file)."""
+    records, metadata = [], {}
     with open(path) as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -156,8 +187,11 @@ def _read_jsonl(path: Path) -> list[dict]:
                 raise ValueError(f"load_history: {path.name} line {line_number}: not JSON ({error.msg})") from None
             if not isinstance(record, dict):
                 raise ValueError(f"load_history: {path.name} line {line_number}: expected a JSON object")
-            records.append(record)
-    return records
+            if set(record) == {"hyperparameters"} and isinstance(record["hyperparameters"], dict):
+                metadata.update(record["hyperparameters"])
+            else:
+                records.append(record)
+    return records, metadata
 
 
 def _parse_number(value, name: str, row: int, path: Path) -> float:

@@ -18,7 +18,7 @@ the step, so the update the optimizer really applied can be measured. Gradients 
 the parameters when `step()` is called (or just before clipping changes them).
 
 Columns (see history.py for their meaning): loss, lr, val_loss, grad_norm, clip_norm,
-clip_fired; per parameter p: grad_norm/p, grad_mean_abs/p, grad_max_abs/p, grad_nonfinite/p,
+clip_threshold, clip_fired; per parameter p: grad_norm/p, grad_mean_abs/p, grad_max_abs/p, grad_nonfinite/p,
 grad_zero_frac/p, param_norm/p, update_ratio/p; per activation module m: act_mean/m, act_std/m,
 act_zero_frac/m, act_dead_frac/m (ReLU family), act_sat_soft/m and act_sat_hard/m (tanh,
 sigmoid), act_grad_std/m (the standard deviation of the gradient flowing back into m's output).
@@ -171,8 +171,7 @@ class Recorder:
         self._grad_stats_taken = False
         self._snapshot: dict[str, np.ndarray] | None = None
         self._snapshot_taken = False
-        self._clip_norm = np.nan
-        self._clip_fired = np.nan
+        self._clip = (np.nan, np.nan, np.nan)  # pre-clip norm, threshold, fired, this step
         if activations:
             self._attach_activation_probes(set(modules))
         if updates:
@@ -233,8 +232,7 @@ class Recorder:
             self._record_gradients()
 
     def after_clip(self, kind: str, total_norm: float, threshold: float, fired: bool) -> None:
-        self._clip_norm = total_norm
-        self._clip_fired = float(fired)
+        self._clip = (total_norm, threshold, float(fired))
 
     # -- recording ---------------------------------------------------------------------------------
 
@@ -273,15 +271,14 @@ class Recorder:
             if not self._grad_stats_taken:
                 self._record_gradients()
             self._record_parameters()
-            self.columns.set("clip_norm", self._clip_norm)
-            self.columns.set("clip_fired", self._clip_fired)
+            for name, value in zip(("clip_norm", "clip_threshold", "clip_fired"), self._clip):
+                self.columns.set(name, value)
             for probe in self.probes.values():
                 probe.write(self.columns)
         self.step_count += 1
         self._grad_stats_taken = False
         self._snapshot_taken = False
-        self._clip_norm = np.nan
-        self._clip_fired = np.nan
+        self._clip = (np.nan, np.nan, np.nan)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -290,8 +287,8 @@ class Recorder:
         """Everything recorded so far, as a History (arrays are copies)."""
         columns = self.columns.view()
         if not np.isfinite(columns.get("clip_fired", np.array([np.nan]))).any():
-            columns.pop("clip_norm", None)
-            columns.pop("clip_fired", None)
+            for name in ("clip_norm", "clip_threshold", "clip_fired"):
+                columns.pop(name, None)
         return History({name: values.copy() for name, values in columns.items()})
 
     def unit_stats(self, name: str) -> dict:
