@@ -3,11 +3,15 @@
     minigrad-diagnose analyze train_log.csv --plot report.png
     minigrad-diagnose analyze metrics.jsonl --column loss=train/loss --json
     minigrad-diagnose lr-find --task spirals --optimizer adam --plot lr.png
+    minigrad-diagnose lab run all --plot figures/
+    minigrad-diagnose compare sgd.csv adam.csv --plot runs.png
 
 analyze   reads a CSV or JSONL training log written by any framework, prints the doctor's
           report (or its JSON), and draws the dashboard.
 lr-find   runs the LR range test on a small MLP and a toy dataset and prints the suggested
           learning rates.
+lab       lists or runs the failure-mode experiments (diagnostics/experiments).
+compare   ranks several runs from their logs (diagnostics/compare.py).
 
 One function per subcommand (`analyze`, `lr_find`), registered in COMMANDS with the function
 that declares its arguments. Bad input (a missing file, a log without a loss column,
@@ -18,7 +22,6 @@ and exit code 2.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
@@ -31,17 +34,6 @@ from diagnostics.history import load_history
 PROGRAM = "minigrad-diagnose"
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # argparse's exit code for a usage error, used for every input error
-
-# Names other tools give the same quantity (PyTorch Lightning, Keras, Hugging Face, fastai). An
-# alias is used only when the log has no column of the name itself; the first alias found wins,
-# so the finer-grained counter (global_step) is preferred over epoch.
-COLUMN_ALIASES = {
-    "loss": ("train_loss", "training_loss"),
-    "step": ("global_step", "iteration", "iter", "epoch"),
-    "val_loss": ("validation_loss", "valid_loss", "eval_loss"),
-    "lr": ("learning_rate",),
-}
-
 
 class InputError(Exception):
     """Input the command cannot use; main() prints it as one line and exits with code 2."""
@@ -115,89 +107,16 @@ def analyze(args) -> int:
 
 
 def read_log(path, explicit: dict[str, str]):
-    """The log as a History: columns renamed by `explicit` ({name: log column}), then by
-    COLUMN_ALIASES for names the log lacks."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no such file: {path}")
+    """The log as a History (load_history, which also resolves column aliases); its errors
+    become InputErrors."""
     try:
-        names, rows = log_columns_and_rows(path)
+        return load_history(path, columns=explicit)
     except UnicodeDecodeError:
-        raise InputError(f"{path.name} is not a text file (it is not UTF-8)") from None
+        raise InputError(f"{Path(path).name} is not a text file (it is not UTF-8)") from None
     except OSError as error:
         raise InputError(f"cannot read {path}: {error.strerror or error}") from None
-    if not names:
-        problem = "is empty" if rows == 0 else "has no column names"
-        raise InputError(f"{path.name} {problem}: expected a header row (CSV) or JSON objects with "
-                         "named values (JSONL)")
-    if rows == 0:
-        raise InputError(f"{path.name} has column names ({', '.join(names)}) but no rows")
-    columns = resolve_columns(names, explicit, path.name)
-    try:
-        return load_history(path, columns=columns)
     except ValueError as error:
         raise InputError(str(error).removeprefix("load_history: ")) from None
-
-
-def log_columns_and_rows(path: Path) -> tuple[list[str], int]:
-    """The column names (a CSV header, or every key of a JSONL log's objects, in order of
-    appearance) and the number of rows."""
-    suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv", ".txt"):
-        dialect = csv.excel_tab if suffix == ".tsv" else csv.excel
-        with open(path, newline="") as handle:
-            reader = csv.reader(handle, dialect=dialect)
-            names = next(reader, [])
-            return names, sum(1 for row in reader if row)
-    if suffix in (".jsonl", ".ndjson"):
-        names: dict[str, None] = {}
-        rows = 0
-        with open(path) as handle:
-            for line_number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise InputError(f"{path.name} line {line_number}: not JSON ({error.msg})") from None
-                if not isinstance(record, dict):
-                    raise InputError(f"{path.name} line {line_number}: expected a JSON object, "
-                                     f"got {type(record).__name__}")
-                names.update(dict.fromkeys(record))
-                rows += 1
-        return list(names), rows
-    raise InputError(f"{path.name}: unknown log format {path.suffix or '(no extension)'!r}; "
-                     "expected .csv, .tsv or .jsonl")
-
-
-def resolve_columns(names: list[str], explicit: dict[str, str], log_name: str) -> dict[str, str]:
-    """{history name: log column}: the explicit mappings, then an alias for each name of
-    COLUMN_ALIASES the log lacks. Raises InputError for an explicit column the log does not have
-    and for a log with no training loss."""
-    for name, log_column in explicit.items():
-        if log_column not in names:
-            raise InputError(f"{log_name} has no column {log_column!r} (for --column {name}={log_column}); "
-                             f"its columns: {', '.join(names)}")
-        if name in names and name not in explicit.values():
-            raise InputError(f"{log_name} already has a column {name!r}; --column {name}={log_column} would "
-                             f"merge two columns into one (map {name!r} to another name too)")
-    sources = list(explicit.values())
-    repeated = sorted({source for source in sources if sources.count(source) > 1})
-    if repeated:
-        raise InputError(f"--column maps the log column {repeated[0]!r} to more than one name")
-    columns = dict(explicit)
-    taken = set(explicit.values())
-    for name, aliases in COLUMN_ALIASES.items():
-        if name in columns or (name in names and name not in taken):
-            continue
-        alias = next((alias for alias in aliases if alias in names and alias not in taken), None)
-        if alias is not None:
-            columns[name] = alias
-            taken.add(alias)
-    if "loss" not in columns and "loss" not in names:
-        raise InputError(f"{log_name} has no loss column (columns: {', '.join(names)}); "
-                         "name the training-loss column with --column loss=<name>")
-    return columns
 
 
 def _json_safe(value):
@@ -324,6 +243,67 @@ def save_figure(plot_function, *args, path) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+# ---------------------------------------------------------------- lab
+
+
+def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
+    actions.add_parser("list", help="list the experiments")
+    run = actions.add_parser("run", help="run an experiment (or all): the failing setup, then the fix")
+    run.add_argument("name", help="an experiment name from `lab list`, or 'all'")
+    run.add_argument("--plot", metavar="DIR", help="write each run's dashboard (PNG) into this folder")
+    run.add_argument("--fast", action="store_true", help="the shortened runs the tests use")
+
+
+def lab(args) -> int:
+    """List the failure-mode experiments, or run one (or all) and print the doctor's diagnoses."""
+    from diagnostics import experiments
+
+    if args.lab_command == "list":
+        for name in experiments.NAMES:
+            print(f"{name:22s} {experiments.load(name).TITLE}")
+        return EXIT_OK
+    names = experiments.NAMES if args.name == "all" else (args.name,)
+    if args.name != "all" and args.name not in experiments.NAMES:
+        raise InputError(f"no experiment named {args.name!r}; run `{PROGRAM} lab list` to see them")
+    if args.plot is not None and not Path(args.plot).is_dir():
+        Path(args.plot).mkdir(parents=True)
+    for name in names:
+        experiments.run_experiment(name, plot_dir=args.plot, fast=args.fast)
+        print()
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- compare
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("logs", nargs="+", metavar="LOG", help="CSV or JSONL training logs, one per run")
+    parser.add_argument("--plot", metavar="PATH", help="overlay the loss curves in this figure")
+    parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    parser.add_argument("--fraction", type=float, default=0.9,
+                        help="speed = steps to cover this fraction of the improvement (default 0.9)")
+
+
+def compare(args) -> int:
+    """Lay several runs side by side and rank them."""
+    from diagnostics.compare import compare_runs
+
+    if args.plot is not None:
+        check_figure_path(args.plot)
+    runs = {}
+    for path in args.logs:
+        name = Path(path).stem
+        while name in runs:
+            name += "'"
+        runs[name] = read_log(path, {})
+    comparison = compare_runs(runs, fraction=args.fraction)
+    print(json.dumps(_json_safe(comparison.to_dict()), indent=2) if args.json else comparison)
+    if args.plot is not None:
+        save_figure(comparison.plot, path=args.plot)
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------- entry point
 
 
@@ -331,6 +311,8 @@ def save_figure(plot_function, *args, path) -> None:
 COMMANDS = {
     "analyze": ("diagnose a CSV/JSONL training log", add_analyze_arguments, analyze),
     "lr-find": ("run the LR range test on a toy task", add_lr_find_arguments, lr_find),
+    "lab": ("the failure-mode lab: reproduce, diagnose and fix training failures", add_lab_arguments, lab),
+    "compare": ("compare training runs from their logs", add_compare_arguments, compare),
 }
 
 

@@ -115,43 +115,87 @@ class History:
         return f"History({len(self)} steps, columns={list(self.columns)}{settings})"
 
 
+# Names other tools give the same quantity (PyTorch Lightning, Keras, Hugging Face, fastai). An
+# alias is used only when the log has no column of the name itself; the first alias found wins,
+# so the finer-grained counter (global_step) is preferred over epoch.
+COLUMN_ALIASES = {
+    "loss": ("train_loss", "training_loss"),
+    "step": ("global_step", "iteration", "iter", "epoch"),
+    "val_loss": ("validation_loss", "valid_loss", "eval_loss"),
+    "lr": ("learning_rate",),
+}
+
+
 def load_history(path, columns: dict[str, str] | None = None) -> History:
     """Read a CSV or JSONL training log (from any framework) into a History.
 
-    `columns` renames log columns to history names, e.g. ``{"loss": "train_loss"}`` reads the
-    log's ``train_loss`` as ``loss``. Empty cells and null become NaN. Raises ValueError naming
-    the problem for a missing file, an unknown format, a non-numeric value, or no loss column.
+    `columns` maps history names to log columns, e.g. ``{"loss": "train/loss"}`` reads the
+    log's ``train/loss`` as ``loss``; names the log lacks are also found under common aliases
+    (COLUMN_ALIASES: train_loss, global_step, learning_rate, ...). Empty cells and null become
+    NaN. Settings in a leading ``# lr=0.1, batch_size=32`` line (CSV) or a
+    ``{"hyperparameters": {...}}`` record (JSONL) become the History's metadata. Raises
+    ValueError naming the problem: a missing or empty file, an unknown format, a non-numeric
+    value, no loss column.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"load_history: no such file: {path}")
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        records, metadata = _read_jsonl(path)
-    elif path.suffix.lower() in (".csv", ".tsv", ".txt"):
-        records, metadata = _read_csv(path)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        names, records, metadata = _read_jsonl(path)
+    elif suffix in (".csv", ".tsv", ".txt"):
+        names, records, metadata = _read_csv(path)
     else:
-        raise ValueError(f"load_history: {path.name}: unknown log format (expected .csv or .jsonl)")
-    renames = {source: target for target, source in (columns or {}).items()}
-    names: list[str] = []
-    for record in records:
-        for name in record:
-            if name not in names:
-                names.append(name)
+        raise ValueError(f"load_history: {path.name}: unknown log format {path.suffix or '(no extension)'!r}; "
+                         "expected .csv, .tsv or .jsonl")
+    if not names:
+        raise ValueError(f"load_history: {path.name} is empty: expected a header row (CSV) or JSON objects "
+                         "with named values (JSONL)")
+    if not records:
+        raise ValueError(f"load_history: {path.name} has column names ({', '.join(names)}) but no rows")
+    renames = {source: target for target, source in resolve_columns(names, columns or {}, path.name).items()}
     table = {renames.get(name, name): np.full(len(records), np.nan) for name in names}
     for row, record in enumerate(records):
         for name, value in record.items():
             table[renames.get(name, name)][row] = _parse_number(value, name, row, path)
-    if "loss" not in table:
-        raise ValueError(
-            f"load_history: {path.name} has no 'loss' column (columns: {', '.join(table) or 'none'}); "
-            "name the training-loss column with columns={'loss': '<name>'}"
-        )
     return History(table, metadata)
 
 
-def _read_csv(path: Path) -> tuple[list[dict], dict]:
-    """Rows as dicts, and the settings of leading comment lines ('# lr=0.1, batch_size=32')."""
-    with open(path, newline="") as handle:
+def resolve_columns(names: list[str], explicit: dict[str, str], log_name: str) -> dict[str, str]:
+    """{history name: log column}: the explicit mappings, then an alias for each name of
+    COLUMN_ALIASES the log lacks. Refuses an explicit column the log does not have, a mapping
+    that would merge two columns into one, and a log with no training loss."""
+    for name, log_column in explicit.items():
+        if log_column not in names:
+            raise ValueError(f"load_history: {log_name} has no column {log_column!r} (to read as {name!r}); "
+                             f"its columns: {', '.join(names)}")
+        if name in names and name not in explicit.values():
+            raise ValueError(f"load_history: {log_name} already has a column {name!r}; reading {log_column!r} "
+                             f"as {name!r} would merge two columns into one (map {name!r} to another name too)")
+    sources = list(explicit.values())
+    repeated = sorted({source for source in sources if sources.count(source) > 1})
+    if repeated:
+        raise ValueError(f"load_history: the log column {repeated[0]!r} is mapped to more than one name")
+    mapping = dict(explicit)
+    taken = set(explicit.values())
+    for name, aliases in COLUMN_ALIASES.items():
+        if name in mapping or (name in names and name not in taken):
+            continue
+        alias = next((alias for alias in aliases if alias in names and alias not in taken), None)
+        if alias is not None:
+            mapping[name] = alias
+            taken.add(alias)
+    if "loss" not in mapping and "loss" not in names:
+        raise ValueError(f"load_history: {log_name} has no loss column (columns: {', '.join(names)}); "
+                         "name the training-loss column, e.g. columns={'loss': '<name>'} "
+                         "(on the command line: --column loss=<name>)")
+    return mapping
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict], dict]:
+    """Column names, rows as dicts, and the settings of leading comment lines
+    ('# lr=0.1, batch_size=32')."""
+    with open(path, newline="", encoding="utf-8") as handle:
         lines = handle.read().splitlines()
     metadata = {}
     while lines and lines[0].startswith("#"):
@@ -160,7 +204,9 @@ def _read_csv(path: Path) -> tuple[list[dict], dict]:
             if separator and key.strip():
                 metadata[key.strip()] = _setting(value.strip())
     dialect = csv.excel_tab if path.suffix.lower() == ".tsv" else csv.excel
-    return list(csv.DictReader(lines, dialect=dialect)), metadata
+    reader = csv.DictReader(lines, dialect=dialect)
+    records = [record for record in reader if any(value not in (None, "") for value in record.values())]
+    return list(reader.fieldnames or []), records, metadata
 
 
 def _setting(text: str):
@@ -174,10 +220,11 @@ def _setting(text: str):
             return text
 
 
-def _read_jsonl(path: Path) -> tuple[list[dict], dict]:
-    """Records, and the settings of a {"hyperparameters": {...}} record (anywhere in the file)."""
-    records, metadata = [], {}
-    with open(path) as handle:
+def _read_jsonl(path: Path) -> tuple[list[str], list[dict], dict]:
+    """Column names (in order of appearance), records, and the settings of a
+    {"hyperparameters": {...}} record (anywhere in the file)."""
+    names, records, metadata = {}, [], {}
+    with open(path, encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -190,8 +237,9 @@ def _read_jsonl(path: Path) -> tuple[list[dict], dict]:
             if set(record) == {"hyperparameters"} and isinstance(record["hyperparameters"], dict):
                 metadata.update(record["hyperparameters"])
             else:
+                names.update(dict.fromkeys(record))
                 records.append(record)
-    return records, metadata
+    return list(names), records, metadata
 
 
 def _parse_number(value, name: str, row: int, path: Path) -> float:
