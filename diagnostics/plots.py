@@ -413,6 +413,46 @@ def _mark_suggestions(ax, suggestions: dict, learning_rates, curve) -> None:
         ax.plot([lr], [loss_at_lr], marker=marker, markersize=8, linestyle="none", label=f"{method}: {lr:.2g}")
 
 
+# ---------------------------------------------------------------- run comparison
+
+
+def plot_comparison(comparison, path=None, ax=None):
+    """The training loss of every run in a `compare_runs` result on one axis (log scale when the
+    losses span more than a decade), validation loss dashed in the same colour, and each run's
+    best point (lowest validation loss, else lowest training loss) marked with a star."""
+    figure, ax = _figure(ax, (7, 4))
+    drawn = []
+    for summary in comparison.summaries:
+        history = comparison.histories[summary.name]
+        steps = np.asarray(history.steps, dtype=np.float64)
+        train = history.get("loss")
+        if not _has_data(train):
+            continue
+        (line,) = ax.plot(steps, train, linewidth=1, label=summary.name)
+        drawn.append(_finite(train))
+        validation = history.get("val_loss")
+        best_curve = train
+        if _has_data(validation):
+            evaluated = np.isfinite(validation)
+            ax.plot(steps[evaluated], validation[evaluated], linestyle="--", linewidth=1, color=line.get_color())
+            drawn.append(validation[evaluated])
+            best_curve = validation
+        best = int(np.nanargmin(np.where(np.isfinite(best_curve), best_curve, np.nan)))
+        ax.plot(steps[best], best_curve[best], marker="*", markersize=10, color=line.get_color())
+    if not drawn:
+        _note(ax, "no loss recorded")
+    else:
+        values = np.concatenate(drawn)
+        values = values[np.isfinite(values)]
+        if values.size and values.min() > 0 and values.max() / values.min() > 10:
+            ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (train solid, validation dashed)")
+    ax.set_title(f"Runs compared (best point starred; ranked by {comparison.ranked_by})")
+    _legend(ax)
+    return _finish(figure, path)
+
+
 # ---------------------------------------------------------------- dashboard
 
 
