@@ -33,8 +33,13 @@ SATURATED_LAYER_FRACTION = 0.5
 PERSISTENCE = 5
 
 
-def _step_at(history, index: int) -> int:
-    return int(history.steps[index])
+def _step_at(history, index: int) -> int | float | None:
+    """The step of row `index` (a float only if it is fractional, as in curves.py); None where
+    the log left it blank (NaN)."""
+    step = history.steps[index]
+    if np.isnan(step):
+        return None
+    return int(step) if float(step).is_integer() else float(step)
 
 
 def detect_dead_relus(history, unit_stats: dict | None = None, *,
@@ -49,7 +54,7 @@ def detect_dead_relus(history, unit_stats: dict | None = None, *,
         index = first_sustained(np.isfinite(dead) & (dead > dead_layer_fraction), persistence)
         if index is None:
             continue
-        dead_now = float(dead[-1]) if np.isfinite(dead[-1]) else float(np.nanmax(dead))
+        dead_now = _held_value(dead, index, persistence)
         evidence = {
             "dead_fraction_window": dead_now,
             "zero_fraction_batch": _last_finite(zero_fractions.get(name)),
@@ -80,8 +85,8 @@ def detect_saturation(history, *, saturated_layer_fraction: float = SATURATED_LA
         index = first_sustained(np.isfinite(soft) & (soft > saturated_layer_fraction), persistence)
         if index is None:
             continue
-        soft_now = _last_finite(soft)
-        hard_now = _last_finite(hard.get(name))
+        soft_now = _held_value(soft, index, persistence)
+        hard_now = _held_value(hard[name], index, persistence) if name in hard else float("nan")
         hard_part = f"; {hard_now:.0%} hard-saturated (f'(x) < 1e-7)" if np.isfinite(hard_now) else ""
         findings.append(Finding(
             "saturation",
@@ -91,6 +96,14 @@ def detect_saturation(history, *, saturated_layer_fraction: float = SATURATED_LA
             evidence={"soft_fraction": soft_now, "hard_fraction": hard_now, "threshold": saturated_layer_fraction},
         ))
     return findings
+
+
+def _held_value(values: np.ndarray, index: int, persistence: int) -> float:
+    """The median of `values` over the rows where the rule first held (from `index`, for
+    `persistence` rows): the numbers that fired it, even if the run later went NaN."""
+    held = values[index:index + max(persistence, 1)]
+    held = held[np.isfinite(held)]
+    return float(np.median(held)) if held.size else float("nan")
 
 
 def _last_finite(values) -> float:

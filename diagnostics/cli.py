@@ -141,7 +141,7 @@ def add_lr_find_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=TASKS, default="spirals", help="toy dataset (default: spirals)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
                         help="sgd (momentum 0.9) or adam (default: sgd)")
-    parser.add_argument("--num-iter", type=_integer_at_least(1), default=100, metavar="N",
+    parser.add_argument("--num-iter", type=_integer_at_least(2), default=100, metavar="N",
                         help="learning rates to try (default: 100)")
     parser.add_argument("--plot", metavar="PATH", help="write the loss-vs-LR figure here (.png, .svg, .pdf)")
     parser.add_argument("--seed", type=_integer_at_least(0), default=0,

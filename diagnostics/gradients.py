@@ -5,7 +5,8 @@ arrays, compares them with a named threshold, and returns Findings that carry th
 A condition must hold on PERSISTENCE consecutive recorded steps (all of them, for shorter
 runs), so one noisy step does not fire a rule. The rules:
 
-vanishing_gradients
+vanishing_gradients (not while the loss sits below 5 % of its initial value, CONVERGED_FRACTION:
+                    tiny gradients at a minimum are convergence)
     a layer's mean |g| < 1e-7 ................... VANISHING_MEAN_ABS (SageMaker Debugger's
                                                   VanishingGradient rule threshold)
     ||g_first layer|| / ||g_last layer|| < 1e-3 . VANISHING_RATIO (AUTOTRAINER, Zhang et al.
@@ -39,6 +40,7 @@ EXPLODING_RATIO = 70.0
 GROWTH_WINDOW = 20
 GROWTH_FACTOR = 10.0
 GROWTH_RISING_FRACTION = 0.7
+CONVERGED_FRACTION = 0.05
 UPDATE_RATIO_LOW = 1e-4
 UPDATE_RATIO_HIGH = 1e-2
 RECENT_STEPS = 50
@@ -49,8 +51,13 @@ def _steps(history) -> np.ndarray:
     return history.steps if len(history) else np.zeros(0)
 
 
-def _step_at(history, index: int) -> int:
-    return int(_steps(history)[index])
+def _step_at(history, index: int) -> int | float | None:
+    """The step of row `index` (a float only if it is fractional, as in curves.py); None where
+    the log left it blank (NaN)."""
+    step = _steps(history)[index]
+    if np.isnan(step):
+        return None
+    return int(step) if float(step).is_integer() else float(step)
 
 
 def weight_layers(history, statistic: str = "grad_norm") -> dict[str, np.ndarray]:
@@ -74,8 +81,23 @@ def first_to_last_ratio(history) -> tuple[np.ndarray, str, str] | None:
     return ratio, names[0], names[-1]
 
 
+def loss_converged(history, index: int, converged_fraction: float) -> bool:
+    """True when the training loss at row `index` is below `converged_fraction` of its initial
+    value (the median of the first PERSISTENCE rows): tiny gradients there mean the model has
+    converged, not that gradients vanish."""
+    loss = history.get("loss")
+    if loss is None or not len(loss):
+        return False
+    initial = loss[:PERSISTENCE][np.isfinite(loss[:PERSISTENCE])]
+    later = loss[index:][np.isfinite(loss[index:])]
+    if not initial.size or not later.size or np.median(initial) <= 0:
+        return False
+    return float(np.median(later[:PERSISTENCE])) < converged_fraction * float(np.median(initial))
+
+
 def detect_vanishing_gradients(history, *, vanishing_mean_abs: float = VANISHING_MEAN_ABS,
                                vanishing_ratio: float = VANISHING_RATIO,
+                               converged_fraction: float = CONVERGED_FRACTION,
                                persistence: int = PERSISTENCE) -> list[Finding]:
     """Layers whose mean |g| stays below `vanishing_mean_abs`, and a first/last layer gradient
     norm ratio that stays below `vanishing_ratio` (gradients fading toward the input)."""
@@ -83,7 +105,7 @@ def detect_vanishing_gradients(history, *, vanishing_mean_abs: float = VANISHING
     small_layers = []
     for name, values in weight_layers(history, "grad_mean_abs").items():
         index = first_sustained(np.isfinite(values) & (values < vanishing_mean_abs), persistence)
-        if index is not None:
+        if index is not None and not loss_converged(history, index, converged_fraction):
             small_layers.append((name, index, float(np.nanmedian(values[index:]))))
     if small_layers:
         names = name_list([name for name, _, _ in small_layers])
@@ -101,7 +123,7 @@ def detect_vanishing_gradients(history, *, vanishing_mean_abs: float = VANISHING
     if ratio is not None:
         values, first, last = ratio
         index = first_sustained(np.isfinite(values) & (values < vanishing_ratio), persistence)
-        if index is not None:
+        if index is not None and not loss_converged(history, index, converged_fraction):
             median = float(np.nanmedian(values[index:]))
             findings.append(Finding(
                 "vanishing_gradients",

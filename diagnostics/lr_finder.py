@@ -82,6 +82,11 @@ def _finite_curve(lrs, losses):
     return lrs[keep], losses[keep]
 
 
+def _as_answer(lr) -> float:
+    """A rule answers with a positive finite LR, or NaN (a subnormal LR / 10 can round to 0)."""
+    return float(lr) if np.isfinite(lr) and lr > 0 else float("nan")
+
+
 def _is_flat(losses) -> bool:
     return losses.size == 0 or losses.max() == losses.min()
 
@@ -131,7 +136,7 @@ def suggest_valley(lrs, smoothed) -> float:
     if length < 2:
         return float("nan")
     start = end - (length - 1)
-    return float(np.sqrt(lrs[start]) * np.sqrt(lrs[end]))
+    return _as_answer(np.sqrt(lrs[start]) * np.sqrt(lrs[end]))
 
 
 def suggest_minimum(lrs, smoothed) -> float:
@@ -144,7 +149,7 @@ def suggest_minimum(lrs, smoothed) -> float:
     if _is_flat(losses):
         return float("nan")
     lowest = int(np.argmin(losses))
-    return float(lrs[lowest] / MINIMUM_DIVISOR) if lowest > 0 else float("nan")
+    return _as_answer(lrs[lowest] / MINIMUM_DIVISOR) if lowest > 0 else float("nan")
 
 
 def suggest_slide(lrs, smoothed, window_decades: float = SLIDE_WINDOW_DECADES,
