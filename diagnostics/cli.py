@@ -21,15 +21,23 @@ and exit code 2.
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import sys
-from pathlib import Path
+import os
 
-from diagnostics import plots
-from diagnostics.doctor import diagnose
-from diagnostics.history import load_history
+# The command line trains small models (lab, lr-find), for which one BLAS thread is faster than
+# several competing for a small machine's cores. Set before NumPy is first imported (the package
+# __init__ imports nothing); a setting already in the environment wins.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from diagnostics import plots  # noqa: E402
+from diagnostics.doctor import diagnose  # noqa: E402
+from diagnostics.history import load_history  # noqa: E402
 
 PROGRAM = "minigrad-diagnose"
 EXIT_OK = 0

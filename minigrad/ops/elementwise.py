@@ -77,7 +77,8 @@ class Pow(Function):
     """z = a ** b;  dz/da = b * a^(b-1),  dz/db = a^b * ln(a).
 
     dz/db is taken as 0 where a = 0 and b >= 0 (the limit of a^b ln a), as PyTorch does, instead
-    of the 0 * (-inf) = NaN the formula gives there.
+    of the 0 * (-inf) = NaN the formula gives there. Likewise dz/da is 0 where b = 0 (a^0 = 1 is
+    constant), also at a = 0, where the formula gives 0 * 0^-1 = NaN: a is replaced by 1 there.
     """
 
     uses_output = True
@@ -90,7 +91,7 @@ class Pow(Function):
         a, b = self.saved_tensors
         grad_a = grad_b = None
         if self.needs_input_grad[0]:
-            grad_a = grad * b * a ** (b - 1)
+            grad_a = grad * b * where(b.data == 0, 1.0, a) ** (b - 1)
         if self.needs_input_grad[1]:
             at_zero = (a.data == 0) & (b.data >= 0)
             safe_a = where(at_zero, 1.0, a)

@@ -139,11 +139,22 @@ def _infer_shape(shape: tuple, x) -> tuple:
 view = reshape
 
 
+def _normalize_dim(dim, ndim: int, name: str) -> int:
+    """`dim` counted from the front (a negative dim counts from the end), or an IndexError naming
+    the op. A 0-d tensor accepts dim 0 and -1, as in PyTorch."""
+    limit = max(ndim, 1)
+    if not -limit <= dim < limit:
+        raise IndexError(f"{name}: dimension {dim} is out of range for a tensor with {ndim} dimensions")
+    return int(dim) % limit
+
+
 def flatten(x, start_dim=0, end_dim=-1):
     """Merge dimensions start_dim..end_dim into one."""
     if x.ndim == 0:
         return reshape(x, 1)
-    start, end = start_dim % x.ndim, end_dim % x.ndim
+    start, end = _normalize_dim(start_dim, x.ndim, "flatten"), _normalize_dim(end_dim, x.ndim, "flatten")
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} in a tensor of shape {x.shape}")
     merged = math.prod(x.shape[start:end + 1])
     return reshape(x, x.shape[:start] + (merged,) + x.shape[end + 1:])
 
@@ -153,7 +164,7 @@ def squeeze(x, dim=None):
     if dim is None:
         dims = {i for i, size in enumerate(x.shape) if size == 1}
     else:
-        dims = {d % max(x.ndim, 1) for d in ((dim,) if isinstance(dim, (int, np.integer)) else dim)}
+        dims = {_normalize_dim(d, x.ndim, "squeeze") for d in ((dim,) if isinstance(dim, (int, np.integer)) else dim)}
     return reshape(x, tuple(size for i, size in enumerate(x.shape) if not (i in dims and size == 1)))
 
 
@@ -167,7 +178,7 @@ def unsqueeze(x, dim):
 
 def permute(x, *dims):
     """Reorder the dimensions: y.shape[i] = x.shape[dims[i]]."""
-    dims = tuple(d % x.ndim for d in _shape_arguments(dims)) if x.ndim else ()
+    dims = tuple(_normalize_dim(d, x.ndim, "permute") for d in _shape_arguments(dims)) if x.ndim else ()
     if sorted(dims) != list(range(x.ndim)):
         raise ValueError(f"permute: {dims} is not a permutation of the {x.ndim} dimensions of shape {x.shape}")
     return Permute.apply(x, dims=dims)
@@ -175,8 +186,10 @@ def permute(x, *dims):
 
 def transpose(x, dim0, dim1):
     """Swap two dimensions."""
+    dim0, dim1 = _normalize_dim(dim0, x.ndim, "transpose"), _normalize_dim(dim1, x.ndim, "transpose")
     dims = list(range(x.ndim))
-    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+    if x.ndim:  # a 0-d tensor has nothing to swap
+        dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
     return permute(x, *dims)
 
 
@@ -219,9 +232,15 @@ def gather(x, dim, index):
     """y[i][j][k] = x[i][index[i][j][k]][k] for dim = 1 (PyTorch's gather, NumPy's
     take_along_axis): picks one element along `dim` for every position of `index`."""
     index = np.asarray(_as_index(index))
-    dim = dim % x.ndim
+    dim = _normalize_dim(dim, x.ndim, "gather")
     if index.ndim != x.ndim:
         raise ValueError(f"gather: index has {index.ndim} dimensions, the tensor has {x.ndim}")
+    for d, (wanted, size) in enumerate(zip(index.shape, x.shape)):
+        if d != dim and wanted > size:
+            raise ValueError(
+                f"gather: index of shape {index.shape} is larger than the tensor's shape {x.shape} in "
+                f"dimension {d}; only dimension {dim}, the one gathered along, may be larger"
+            )
     positions = []
     for d in range(x.ndim):
         if d == dim:

@@ -127,4 +127,4 @@ def one_hot(indices, num_classes=-1):
         num_classes = int(values.max()) + 1 if values.size else 0
     if values.size and (values.min() < 0 or values.max() >= num_classes):
         raise ValueError(f"one_hot: indices must lie in [0, {num_classes}), got [{values.min()}, {values.max()}]")
-    return type(indices)._from_array((values[..., None] == np.arange(num_classes)).astype(np.int64))
+    return as_tensor((values[..., None] == np.arange(num_classes)).astype(np.int64))

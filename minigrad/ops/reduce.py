@@ -10,8 +10,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from minigrad.autograd import Function
-from minigrad.ops.elementwise import exp, log, sqrt
+from minigrad.autograd import Function, as_tensor
+from minigrad.ops.elementwise import exp, log, sqrt, where
 from minigrad.ops.movement import expand, gather, squeeze
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
@@ -171,7 +171,7 @@ def argmin(x, dim=None, keepdim=False):
 
 def _arg_reduce(function, x, dim, keepdim):
     result = function(x.data, axis=dim, keepdims=keepdim if dim is not None else False)
-    return type(x)._from_array(np.asarray(result, dtype=np.int64))
+    return as_tensor(np.asarray(result, dtype=np.int64))
 
 
 def var(x, dim=None, keepdim=False, *, correction=1, axis=None, keepdims=None):
@@ -180,12 +180,17 @@ def var(x, dim=None, keepdim=False, *, correction=1, axis=None, keepdims=None):
     dims = _dims(dim, x.ndim)
     count = math.prod(x.shape[d] for d in dims)
     centered = x - mean(x, dims, keepdim=True)
-    return sum(centered * centered, dims, keepdim) / np.maximum(count - correction, 0)
+    # A Python float divisor keeps x's dtype (a NumPy integer would promote float32 to float64).
+    return sum(centered * centered, dims, keepdim) / float(np.maximum(count - correction, 0))
 
 
 def std(x, dim=None, keepdim=False, *, correction=1, axis=None, keepdims=None):
-    """sqrt(var(x))."""
-    return sqrt(var(x, dim, keepdim, correction=correction, axis=axis, keepdims=keepdims))
+    """sqrt(var(x)). Where the variance is 0 (all values equal) the gradient is taken as 0, as
+    PyTorch does, instead of the 0 * inf = NaN that d sqrt(v)/dv = 1 / (2 sqrt v) gives there."""
+    variance = var(x, dim, keepdim, correction=correction, axis=axis, keepdims=keepdims)
+    # sqrt sees 1 where the variance is 0, so its unused gradient is finite (the "where trap").
+    constant = variance.data == 0
+    return where(constant, 0.0, sqrt(where(constant, 1.0, variance)))
 
 
 def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=None):
