@@ -29,8 +29,6 @@ NAMES = (
     "double_descent",
     "where_trap",
     "glorot_bengio",
-    "batch_size",
-    "optimizers",
 )
 
 
