@@ -79,9 +79,9 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
 
     coefficient = min(1, max_norm / (total_norm + 1e-6)); every gradient is multiplied by it,
     so directions are kept. Returns the total norm before clipping (a 0-d tensor). As in
-    PyTorch, a NaN or Inf total norm turns the gradients into NaN unless `error_if_nonfinite`
-    is set, which raises instead. Unlike PyTorch, a negative `max_norm` is an error (PyTorch
-    silently reverses every gradient).
+    PyTorch, a NaN total norm turns every gradient into NaN and an Inf one zeroes them (NaN
+    where they were Inf), unless `error_if_nonfinite` is set, which raises instead. Unlike
+    PyTorch, a negative `max_norm` is an error (PyTorch silently reverses every gradient).
     """
     if max_norm < 0:
         raise ValueError(f"clip_grad_norm_: max_norm must be >= 0, got {max_norm}")

@@ -130,14 +130,19 @@ class DeadUnits:
 class _UnitCounter:
     """Accumulates one layer's per-unit activity and largest pre-activation over batches."""
 
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, name: str, kind: str):
+        self.name, self.kind = name, kind
         self.active = None
         self.largest = None
         self.samples = 0
 
     def observe(self, pre_activation: np.ndarray, output: np.ndarray, output_handle) -> None:
         active, largest = stats.unit_activity(pre_activation), stats.unit_max(pre_activation)
+        if self.active is not None and active.shape != self.active.shape:
+            raise ValueError(
+                f"dead_units: module {self.name!r} is applied to layers of different widths ({self.active.size} "
+                f"and {active.size} units); give each layer its own activation module"
+            )
         self.active = active if self.active is None else self.active + active
         self.largest = largest if self.largest is None else np.maximum(self.largest, largest)
         self.samples += stats.units_first(pre_activation).shape[0]
@@ -159,7 +164,7 @@ def dead_units(model, data, batch_size: int = 256) -> dict[str, DeadUnits]:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"dead_units: batch_size must be a positive integer, got {batch_size!r}")
     adapter = adapt(model)
-    counters = {name: _UnitCounter(adapter.kind(module)) for name, module in adapter.named_modules()
+    counters = {name: _UnitCounter(name, adapter.kind(module)) for name, module in adapter.named_modules()
                 if adapter.kind(module) in RELU_FAMILY}
     modules = dict(adapter.named_modules())
     handles = [adapter.add_forward_hook(modules[name], counter.observe) for name, counter in counters.items()]
@@ -220,9 +225,10 @@ def activation_derivative_at(kind: str | None, module, pre_activation: np.ndarra
         return np.ones_like(z)
     if kind == "relu":
         return (z > 0).astype(np.float64)
-    if kind in ("leaky_relu", "prelu"):
-        slope = module.negative_slope if kind == "leaky_relu" else np.asarray(adapter.value(module.weight), dtype=np.float64)
-        return np.where(z > 0, 1.0, slope)
+    if kind == "leaky_relu":
+        return np.where(z > 0, 1.0, module.negative_slope)
+    if kind == "prelu":
+        return np.where(z > 0, 1.0, np.asarray(adapter.value(module.weight), dtype=np.float64))
     if kind == "elu":
         return np.where(z > 0, 1.0, module.alpha * np.exp(np.minimum(z, 0.0)))
     if kind == "gelu":
@@ -342,19 +348,20 @@ def audit_init(model, batch) -> list[Finding]:
 
 
 def _audit_layer(linear: _Call, activation: _Call | None, adapter) -> dict:
+    """One Linear layer (and its activation, if any): its predicted multiplier, the measured
+    ratio of second moments, and a finding when the multiplier is out of range."""
+    activation_module = None if activation is None else activation.module
+    kind = None if activation is None else adapter.kind(activation_module)
     weight = np.asarray(adapter.value(linear.module.weight), dtype=np.float64)
     n_out, n_in = weight.shape
-    kind = None if activation is None else adapter.kind(activation.module)
-    derivative = activation_derivative_at(kind, None if activation is None else activation.module,
-                                          linear.output, adapter)
+    derivative = activation_derivative_at(kind, activation_module, linear.output, adapter)
     mean_square_derivative = float(np.mean(derivative**2))
     variance = float(np.var(weight))
     predicted = n_in * variance * mean_square_derivative
     output = linear.output if activation is None else activation.output
     input_moment = _second_moment(linear.inputs)
     measured = _second_moment(output) / input_moment if input_moment > 0 else float("nan")
-    init_name, init_variance = recommended_init(kind, n_in, n_out, None if activation is None else activation.module,
-                                                adapter)
+    init_name, init_variance = recommended_init(kind, n_in, n_out, activation_module, adapter)
     layer = {"name": linear.name, "predicted": predicted, "measured": measured, "finding": None}
     if LAYER_MULTIPLIER_LOW <= predicted <= LAYER_MULTIPLIER_HIGH:
         return layer
@@ -388,9 +395,10 @@ def _network_finding(layers: list[dict]) -> Finding | None:
     return Finding(
         "bad_init",
         f"the {len(layers)} Linear layers together {effect} the signal's second moment by a predicted factor "
-        f"{predicted:.3g} (measured {measured:.3g}), outside [{NETWORK_MULTIPLIER_LOW:g}, {NETWORK_MULTIPLIER_HIGH:g}], "
-        f"and the gradient's by about as much on its way back to the input; initialize each layer for its "
-        "activation (He for ReLU, Xavier for tanh/sigmoid, LeCun for none)",
+        f"{predicted:.3g} (measured {measured:.3g}), outside "
+        f"[{NETWORK_MULTIPLIER_LOW:g}, {NETWORK_MULTIPLIER_HIGH:g}], and the gradient's by about as much on its "
+        "way back to the input; initialize each layer for its activation (He for ReLU, Xavier for "
+        "tanh/sigmoid, LeCun for none)",
         severity="critical",
         evidence={"predicted": predicted, "measured": measured, "layers": [layer["name"] for layer in layers],
                   "multipliers": [layer["predicted"] for layer in layers],

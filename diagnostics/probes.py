@@ -78,6 +78,7 @@ class _ActivationProbe:
         self.recent_samples: list[int] = []         # per recorded step: samples seen
         self.recent_max: list[np.ndarray] = []      # per recorded step: max pre-activation per unit
         self.first_active: np.ndarray | None = None  # active counts on the first recorded step
+        self.per_unit = kind in RELU_FAMILY           # keep per-unit activity (see observe)
         self.reset_step()
 
     def reset_step(self) -> None:
@@ -104,8 +105,14 @@ class _ActivationProbe:
             derivative = stats.activation_derivative(self.kind, flat)
             self.soft_saturated += int(np.count_nonzero(derivative < stats.SOFT_SATURATION_DERIVATIVE))
             self.hard_saturated += int(np.count_nonzero(derivative < stats.HARD_SATURATION_DERIVATIVE))
-        if self.kind in RELU_FAMILY:
+        if self.per_unit:
             active = stats.unit_activity(pre_activation)
+            if self.active is not None and active.shape != self.active.shape:
+                # One module reused for layers of different widths (self.act = nn.ReLU() called
+                # twice): its "units" are no single layer's, so it gets no per-unit statistics.
+                self.per_unit, self.active, self.first_active = False, None, None
+                del self.recent_active[:], self.recent_samples[:], self.recent_max[:]
+                return
             unit_max = stats.unit_max(pre_activation)
             self.active = active if self.active is None else self.active + active
             self.unit_max = unit_max if self.unit_max is None else np.maximum(self.unit_max, unit_max)
@@ -166,9 +173,11 @@ class Recorder:
         self.step_count = 0
         self.columns = _Columns()
         self.parameters = self.adapter.named_parameters()
+        self._parameter_ids = {id(p) for _, p in self.parameters}
+        self._clipping_ours = False  # the clip call in progress is on this model's parameters
         self.probes: dict[str, _ActivationProbe] = {}
         self._handles = []
-        self._grad_stats_taken = False
+        self._gradient_stats: dict[str, float] | None = None  # measured this step, written by step()
         self._snapshot: dict[str, np.ndarray] | None = None
         self._snapshot_taken = False
         self._clip = (np.nan, np.nan, np.nan)  # pre-clip norm, threshold, fired, this step
@@ -227,30 +236,33 @@ class Recorder:
         self._snapshot_taken = True
 
     def before_clip(self, parameters) -> None:
-        """Called by the clipping functions: measure the gradients before they are changed."""
-        if self.recording and not self._grad_stats_taken:
-            self._record_gradients()
+        """Called by the clipping functions: measure the gradients before they are changed.
+        Clipping another model's parameters (a second network, a GAN's other half) is ignored."""
+        self._clipping_ours = any(id(p) in self._parameter_ids for p in parameters)
+        if self._clipping_ours and self.recording and self._gradient_stats is None:
+            self._gradient_stats = self._measure_gradients()
 
     def after_clip(self, kind: str, total_norm: float, threshold: float, fired: bool) -> None:
-        self._clip = (total_norm, threshold, float(fired))
+        if self._clipping_ours:
+            self._clip = (total_norm, threshold, float(fired))
 
     # -- recording ---------------------------------------------------------------------------------
 
-    def _record_gradients(self) -> None:
+    def _measure_gradients(self) -> dict[str, float]:
+        """This step's gradient columns; kept until `step()` opens the step's row."""
+        measured = {}
         squares = 0.0
-        any_grad = False
         for name, p in self.parameters:
             grad = self.adapter.grad(p)
             if grad is None:
                 continue
-            any_grad = True
             summary = stats.gradient_summary(grad)
             squares += summary["norm"] ** 2
             for key, value in summary.items():
-                self.columns.set(f"grad_{key}/{name}", value)
-        if any_grad:
-            self.columns.set("grad_norm", np.sqrt(squares))
-        self._grad_stats_taken = True
+                measured[f"grad_{key}/{name}"] = value
+        if measured:
+            measured["grad_norm"] = np.sqrt(squares)
+        return measured
 
     def _record_parameters(self) -> None:
         for name, p in self.parameters:
@@ -268,15 +280,17 @@ class Recorder:
             for name, value in (("loss", loss), ("lr", lr), ("val_loss", val_loss), *scalars.items()):
                 if value is not None:
                     self.columns.set(name, _as_float(value, name))
-            if not self._grad_stats_taken:
-                self._record_gradients()
+            if self._gradient_stats is None:
+                self._gradient_stats = self._measure_gradients()
+            for name, value in self._gradient_stats.items():
+                self.columns.set(name, value)
             self._record_parameters()
             for name, value in zip(("clip_norm", "clip_threshold", "clip_fired"), self._clip):
                 self.columns.set(name, value)
             for probe in self.probes.values():
                 probe.write(self.columns)
         self.step_count += 1
-        self._grad_stats_taken = False
+        self._gradient_stats = None
         self._snapshot_taken = False
         self._clip = (np.nan, np.nan, np.nan)
 

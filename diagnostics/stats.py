@@ -30,10 +30,15 @@ def l2_norm(array: np.ndarray) -> float:
         return 0.0
     if flat.dtype.kind != "f":
         flat = flat.astype(np.float64)
-    norm = float(np.sqrt(np.dot(flat, flat)))
-    if not np.isfinite(norm) and np.isfinite(flat).all():
-        # The squares overflowed float32 although every entry is finite: redo it scaled.
+    with np.errstate(over="ignore"):
+        squares = np.dot(flat, flat)
+    norm = float(np.sqrt(squares))
+    # Squares that overflow (float32 entries above ~1e19) or underflow (below ~1e-19, where
+    # they lose digits or become 0) although every entry is finite: redo it scaled, in float64.
+    if (not np.isfinite(norm) or squares < flat.size * np.finfo(flat.dtype).tiny) and np.isfinite(flat).all():
         scale = float(np.abs(flat).max())
+        if scale == 0.0:
+            return 0.0
         scaled = flat.astype(np.float64) / scale
         norm = scale * float(np.sqrt(np.dot(scaled, scaled)))
     return norm

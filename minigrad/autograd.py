@@ -19,7 +19,7 @@ the one place where broadcasting is undone), and accumulating into ``.grad`` of 
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
 import traceback
 import weakref
@@ -43,8 +43,9 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-class set_grad_enabled(contextlib.ContextDecorator):
-    """Turn graph recording on or off inside a ``with`` block or a decorated function."""
+class _GradMode:
+    """A ``with`` block or a function decorator that sets grad mode and restores the previous
+    mode afterwards (also when an exception leaves the block)."""
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)
@@ -60,22 +61,49 @@ class set_grad_enabled(contextlib.ContextDecorator):
         _grad_enabled = self.previous
         return False
 
+    def __call__(self, function):
+        # A fresh block per call: one shared instance would lose the mode to restore when the
+        # decorated function calls itself.
+        @functools.wraps(function)
+        def with_grad_mode(*args, **kwargs):
+            with _GradMode(self.mode):
+                return function(*args, **kwargs)
+        return with_grad_mode
 
-class no_grad(set_grad_enabled):
-    """Record nothing: ops run on arrays and return Tensors with no history (``with no_grad():``)."""
+
+class no_grad(_GradMode):
+    """Record nothing: ops run on arrays and return Tensors with no history
+    (``with no_grad():`` or ``@no_grad()``)."""
 
     def __init__(self):
         super().__init__(False)
 
 
-class enable_grad(set_grad_enabled):
+class enable_grad(_GradMode):
     """Record operations again inside a `no_grad` block."""
 
     def __init__(self):
         super().__init__(True)
 
 
-class detect_anomaly(contextlib.ContextDecorator):
+class set_grad_enabled(_GradMode):
+    """Turn graph recording on or off. As in PyTorch, it takes effect at once, so a plain call
+    ``set_grad_enabled(False)`` switches recording off from then on; in a ``with`` block or as a
+    decorator, the previous mode comes back afterwards."""
+
+    def __init__(self, mode: bool):
+        super().__init__(mode)
+        _GradMode.__enter__(self)
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, function):
+        self.__exit__()  # as a decorator, the mode holds only inside calls of the function
+        return super().__call__(function)
+
+
+class detect_anomaly:
     """Raise at the first op whose forward output or backward gradient holds NaN or Inf.
 
     The error names the op and the line of user code that created it. Recording where every op
@@ -84,6 +112,14 @@ class detect_anomaly(contextlib.ContextDecorator):
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
+
+    def __call__(self, function):
+        # A fresh context per call, as in _GradMode.
+        @functools.wraps(function)
+        def with_anomaly_mode(*args, **kwargs):
+            with detect_anomaly(self.enabled):
+                return function(*args, **kwargs)
+        return with_anomaly_mode
 
     def __enter__(self):
         global _anomaly_enabled
@@ -111,7 +147,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 def _user_frame() -> str:
     """'file:line in function' of the innermost stack frame outside the minigrad package."""
     for frame in reversed(traceback.extract_stack()):
-        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR + os.sep):
             return f"{frame.filename}:{frame.lineno} in {frame.name}\n    {frame.line}"
     return "<unknown>"
 
@@ -119,10 +155,8 @@ def _user_frame() -> str:
 def _check_finite(array: np.ndarray, what: str, ctx: "Function") -> None:
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
         bad = "NaN" if np.isnan(array).any() else "Inf"
-        raise AnomalyError(
-            f"{type(ctx).__name__}: {what} holds {bad} values.\n"
-            f"The op was created at {ctx.created_at}"
-        )
+        where = ctx.created_at or "a line not recorded (run the forward pass inside detect_anomaly())"
+        raise AnomalyError(f"{type(ctx).__name__}: {what} holds {bad} values.\nThe op was created at {where}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -318,6 +352,8 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
             if grad is None:
                 continue
             if tensor._hooks:
+                # A hook may keep the gradient it is shown, so that array is no longer ours alone.
+                shared_arrays.add(id(grad.data))
                 for hook in tensor._hooks:
                     result = _run_hook(hook, grad, tensor)
                     if result is not grad:
@@ -332,17 +368,23 @@ def run_backward(roots, root_grads, retain_graph: bool, create_graph: bool, capt
             ctx = tensor._ctx
             if ctx is None:
                 continue
-            input_grads = ctx.backward(grad)
+            if _anomaly_enabled:
+                # The ops inside a backward rule are not the user's: a non-finite gradient is
+                # reported below against the op whose rule made it, not against a multiply inside.
+                with detect_anomaly(False):
+                    input_grads = ctx.backward(grad)
+            else:
+                input_grads = ctx.backward(grad)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             for parent, needs_grad, parent_grad in zip(ctx.inputs, ctx.needs_input_grad, input_grads):
                 if needs_grad and parent_grad is not None:
+                    if _anomaly_enabled:
+                        _check_finite(parent_grad.data, f"the gradient for input of shape {parent.shape}", ctx)
                     if parent_grad.data.shape != parent.data.shape:
                         parent_grad = parent_grad.sum_to_shape(parent.data.shape)
                     if parent_grad.data.dtype != parent.data.dtype:
                         parent_grad = parent_grad.to(parent.data.dtype)
-                    if _anomaly_enabled:
-                        _check_finite(parent_grad.data, f"the gradient for input of shape {parent.shape}", ctx)
                     _accumulate(grads, parent, parent_grad)
             if not retain_graph:
                 ctx.release()
@@ -404,7 +446,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 def _root_grads(outputs, grad_outputs, caller: str) -> list:
     """The gradient each output starts with: given, or 1 for a scalar output."""
     Tensor = tensor_module.Tensor
-    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+    if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
         grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
     grad_outputs = list(grad_outputs)
     if len(grad_outputs) != len(outputs):

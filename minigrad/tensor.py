@@ -8,6 +8,8 @@ forward and backward of every operation sit together.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from minigrad import autograd
@@ -187,7 +189,7 @@ class Tensor:
                       differentiable gradients. ``.grad`` always holds plain arrays; for gradients
                       you can differentiate again, use ``minigrad.grad(..., create_graph=True)``.
         """
-        root_grad = autograd._root_grads([self], gradient, "backward")[0]
+        root_grad = autograd._root_grads([self], None if gradient is None else [gradient], "backward")[0]
         if retain_graph is None:
             retain_graph = create_graph
         autograd.run_backward([self], [root_grad], retain_graph, create_graph)
@@ -226,7 +228,10 @@ class Tensor:
     # in-place changes (they bump the version counter, which backward checks)
     # ------------------------------------------------------------------------------------------
 
-    def _begin_in_place(self, name: str) -> None:
+    @contextlib.contextmanager
+    def _in_place(self, name: str):
+        """Refuse in-place changes that would corrupt a gradient; count the change once it is
+        made (a change that raised made none, so saved copies of this tensor stay valid)."""
         if self._requires_grad and autograd.is_grad_enabled():
             kind = "a leaf tensor that requires grad" if self.is_leaf else "a tensor that is part of the graph"
             raise RuntimeError(
@@ -235,49 +240,52 @@ class Tensor:
             )
         if not self.data.flags.writeable:
             raise RuntimeError(f"{name}: this tensor is a read-only view (made by expand); clone() it first")
+        yield
         self._version_counter.value += 1
 
     def add_(self, other, alpha=1) -> "Tensor":
-        self._begin_in_place("add_")
-        self.data += _data(other) * alpha if alpha != 1 else _data(other)
+        with self._in_place("add_"):
+            self.data += _data(other) * alpha if alpha != 1 else _data(other)
         return self
 
     def sub_(self, other, alpha=1) -> "Tensor":
-        self._begin_in_place("sub_")
-        self.data -= _data(other) * alpha if alpha != 1 else _data(other)
+        with self._in_place("sub_"):
+            self.data -= _data(other) * alpha if alpha != 1 else _data(other)
         return self
 
     def mul_(self, other) -> "Tensor":
-        self._begin_in_place("mul_")
-        self.data *= _data(other)
+        with self._in_place("mul_"):
+            self.data *= _data(other)
         return self
 
     def div_(self, other) -> "Tensor":
-        self._begin_in_place("div_")
-        self.data /= _data(other)
+        with self._in_place("div_"):
+            self.data /= _data(other)
         return self
 
     def zero_(self) -> "Tensor":
-        self._begin_in_place("zero_")
-        self.data[...] = 0
+        with self._in_place("zero_"):
+            self.data[...] = 0
         return self
 
     def fill_(self, value) -> "Tensor":
-        self._begin_in_place("fill_")
-        self.data[...] = _data(value)
+        with self._in_place("fill_"):
+            self.data[...] = _data(value)
         return self
 
     def copy_(self, source) -> "Tensor":
-        self._begin_in_place("copy_")
         source = _data(source)
-        if np.broadcast_shapes(np.shape(source), self.shape) != self.shape:
-            raise ValueError(f"copy_: cannot copy shape {np.shape(source)} into shape {self.shape}")
-        self.data[...] = source
+        with self._in_place("copy_"):
+            try:
+                source = np.broadcast_to(source, self.shape)
+            except ValueError:
+                raise ValueError(f"copy_: cannot copy shape {np.shape(source)} into shape {self.shape}") from None
+            self.data[...] = source
         return self
 
     def clamp_(self, min=None, max=None) -> "Tensor":
-        self._begin_in_place("clamp_")
-        np.clip(self.data, min, max, out=self.data)
+        with self._in_place("clamp_"):
+            np.clip(self.data, min, max, out=self.data)
         return self
 
     # ------------------------------------------------------------------------------------------
@@ -415,7 +423,10 @@ class Tensor:
     # ------------------------------------------------------------------------------------------
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4)
+        # As PyTorch prints: whole numbers as "1.", others with 4 decimals each ("1.5000").
+        finite = self.data[np.isfinite(self.data)] if self.is_floating_point() else self.data
+        floatmode = "maxprec" if np.all(finite == np.round(finite)) else "fixed"
+        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4, floatmode=floatmode)
         extras = []
         if self.dtype not in (get_default_dtype(), np.dtype(np.int64), np.dtype(np.bool_)):
             extras.append(f"dtype={self.dtype}")

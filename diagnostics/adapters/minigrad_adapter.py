@@ -1,6 +1,8 @@
 """minigrad models: parameters, gradients and activations are already NumPy arrays."""
 
 from diagnostics.adapters.base import activation_kind
+from minigrad.autograd import no_grad
+from minigrad.tensor import Tensor
 
 
 class MinigradAdapter:
@@ -28,6 +30,14 @@ class MinigradAdapter:
 
     def is_training(self) -> bool:
         return self.model.training
+
+    def no_grad(self):
+        """A context in which forward passes build no graph."""
+        return no_grad()
+
+    def as_input(self, array):
+        """A batch of inputs (a NumPy array) as the model takes it."""
+        return Tensor(array)
 
     def add_forward_hook(self, module, callback):
         """callback(input_array, output_array, output_handle) after each forward of `module`;

@@ -35,6 +35,16 @@ class TorchAdapter:
     def is_training(self) -> bool:
         return self.model.training
 
+    def no_grad(self):
+        import torch
+
+        return torch.no_grad()
+
+    def as_input(self, array):
+        import torch
+
+        return torch.as_tensor(array)
+
     def add_forward_hook(self, module, callback):
         def hook(module, args, output):
             callback(_numpy(args[0]), _numpy(output), output)

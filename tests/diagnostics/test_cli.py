@@ -196,7 +196,7 @@ def test_usage_errors_exit_with_code_2(capsys):
     assert main(["lr-find", "--seed", "-1"]) == 2
     assert main(["analyze", "x.csv", "--column", "loss"]) == 2
     err = capsys.readouterr().err
-    assert "integer >= 1" in err and "integer >= 0" in err and "NAME=LOGCOLUMN" in err
+    assert "integer >= 2" in err and "integer >= 0" in err and "NAME=LOGCOLUMN" in err
     assert "Traceback" not in err
 
 
