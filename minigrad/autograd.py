@@ -205,7 +205,9 @@ class Function:
         ctx = cls()
         if _anomaly_enabled:
             ctx.created_at = _user_frame()
-        out = Tensor._from_array(ctx.forward(*inputs, **params))
+        result = ctx.forward(*inputs, **params)
+        # NumPy reductions return scalars (np.float64), not 0-d arrays; .data is always an array.
+        out = Tensor._from_array(result if type(result) is np.ndarray else np.asarray(result))
         if _anomaly_enabled:
             _check_finite(out.data, "the forward output", ctx)
         if cls.output_may_be_view and np.may_share_memory(out.data, inputs[0].data):

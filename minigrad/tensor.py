@@ -8,8 +8,6 @@ forward and backward of every operation sit together.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
 from minigrad import autograd
@@ -228,10 +226,10 @@ class Tensor:
     # in-place changes (they bump the version counter, which backward checks)
     # ------------------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _in_place(self, name: str):
-        """Refuse in-place changes that would corrupt a gradient; count the change once it is
-        made (a change that raised made none, so saved copies of this tensor stay valid)."""
+    def _in_place(self, name: str, change) -> "Tensor":
+        """Run `change(self.data)`, which modifies the array in place, after refusing changes that
+        would corrupt a gradient; count the change in the version counter once it is made (a
+        change that raised made none, so saved copies of this tensor stay valid)."""
         if self._requires_grad and autograd.is_grad_enabled():
             kind = "a leaf tensor that requires grad" if self.is_leaf else "a tensor that is part of the graph"
             raise RuntimeError(
@@ -240,53 +238,48 @@ class Tensor:
             )
         if not self.data.flags.writeable:
             raise RuntimeError(f"{name}: this tensor is a read-only view (made by expand); clone() it first")
-        yield
+        try:
+            change(self.data)
+        except ValueError as error:
+            raise ValueError(f"{name} on a tensor of shape {self.shape}: {error}") from None
         self._version_counter.value += 1
+        return self
 
     def add_(self, other, alpha=1) -> "Tensor":
-        with self._in_place("add_"):
-            self.data += _data(other) * alpha if alpha != 1 else _data(other)
-        return self
+        other = _data(other) if alpha == 1 else _data(other) * alpha
+        return self._in_place("add_", lambda data: np.add(data, other, out=data))
 
     def sub_(self, other, alpha=1) -> "Tensor":
-        with self._in_place("sub_"):
-            self.data -= _data(other) * alpha if alpha != 1 else _data(other)
-        return self
+        other = _data(other) if alpha == 1 else _data(other) * alpha
+        return self._in_place("sub_", lambda data: np.subtract(data, other, out=data))
 
     def mul_(self, other) -> "Tensor":
-        with self._in_place("mul_"):
-            self.data *= _data(other)
-        return self
+        other = _data(other)
+        return self._in_place("mul_", lambda data: np.multiply(data, other, out=data))
 
     def div_(self, other) -> "Tensor":
-        with self._in_place("div_"):
-            self.data /= _data(other)
-        return self
+        other = _data(other)
+        return self._in_place("div_", lambda data: np.divide(data, other, out=data))
 
     def zero_(self) -> "Tensor":
-        with self._in_place("zero_"):
-            self.data[...] = 0
-        return self
+        return self._in_place("zero_", lambda data: data.fill(0))
 
     def fill_(self, value) -> "Tensor":
-        with self._in_place("fill_"):
-            self.data[...] = _data(value)
-        return self
+        value = _data(value)
+        return self._in_place("fill_", lambda data: np.copyto(data, value))
 
     def copy_(self, source) -> "Tensor":
         source = _data(source)
-        with self._in_place("copy_"):
-            try:
-                source = np.broadcast_to(source, self.shape)
-            except ValueError:
-                raise ValueError(f"copy_: cannot copy shape {np.shape(source)} into shape {self.shape}") from None
-            self.data[...] = source
-        return self
+        try:
+            fits = np.broadcast_shapes(np.shape(source), self.shape) == self.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"copy_: cannot copy shape {np.shape(source)} into shape {self.shape}")
+        return self._in_place("copy_", lambda data: np.copyto(data, source))
 
     def clamp_(self, min=None, max=None) -> "Tensor":
-        with self._in_place("clamp_"):
-            np.clip(self.data, min, max, out=self.data)
-        return self
+        return self._in_place("clamp_", lambda data: np.clip(data, min, max, out=data))
 
     # ------------------------------------------------------------------------------------------
     # operators

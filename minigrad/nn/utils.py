@@ -52,7 +52,10 @@ class SpectralNorm:
                 for _ in range(self.n_power_iterations):
                     v.data[...] = _normalize(matrix.data.T @ u.data, self.eps)
                     u.data[...] = _normalize(matrix.data @ v.data, self.eps)
-        sigma = (u.detach() * (matrix @ v.detach())).sum()
+        # Copies, as in PyTorch: the next training-mode forward updates u and v in place, and
+        # the backward of this forward must still see the vectors this forward used.
+        u, v = u.detach().clone(), v.detach().clone()
+        sigma = (u * (matrix @ v)).sum()
         return weight / sigma
 
     def __call__(self, module, args) -> None:
@@ -63,11 +66,11 @@ def spectral_norm(module, name: str = "weight", n_power_iterations: int = 1, eps
     """Replace `module.<name>` by <name>_orig / sigma(<name>_orig), recomputed before every
     forward. Adds the parameter `<name>_orig` and the buffers `<name>_u`, `<name>_v`; returns
     the module. `dim` is the output dimension (0 for Linear and Embedding weights)."""
+    if any(isinstance(hook, SpectralNorm) and hook.name == name for hook in module._forward_pre_hooks):
+        raise RuntimeError(f"spectral_norm: {name!r} of this module is already spectrally normalized")
     weight = getattr(module, name, None)
     if weight is None or name not in dict(module.named_parameters(recurse=False)):
         raise ValueError(f"spectral_norm: {type(module).__name__} has no parameter named {name!r}")
-    if any(isinstance(hook, SpectralNorm) and hook.name == name for hook in module._forward_pre_hooks):
-        raise RuntimeError(f"spectral_norm: {name!r} of this module is already spectrally normalized")
     hook = SpectralNorm(name, n_power_iterations, 0 if dim is None else dim, eps)
     rows, columns = hook.weight_matrix(weight).shape
     generator = default_generator()

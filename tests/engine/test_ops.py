@@ -895,11 +895,10 @@ ZERO_D_RESULTS = {
     "cross_entropy": lambda x: F.cross_entropy(x.reshape(1, 3), np.array([1])),
     "mse_loss": lambda x: F.mse_loss(x, x * 2),
 }
-ENGINE_SCALAR_BUG = ("engine bug: Function.apply wraps what forward returns without np.asarray, and NumPy returns "
-                     "scalars (np.float64), not 0-d arrays, for full reductions and 0-d arithmetic")
 
 
-@pytest.mark.xfail(strict=True, reason=ENGINE_SCALAR_BUG)
+# NumPy returns scalars (np.float64), not 0-d arrays, for full reductions and 0-d arithmetic;
+# Function.apply must turn them into arrays.
 @pytest.mark.parametrize("name", list(ZERO_D_RESULTS))
 def test_zero_dimensional_results_hold_ndarrays(name):
     x = mg.Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
@@ -907,7 +906,6 @@ def test_zero_dimensional_results_hold_ndarrays(name):
     assert isinstance(out.data, np.ndarray), f"{name}: .data is {type(out.data).__name__}"
 
 
-@pytest.mark.xfail(strict=True, reason=ENGINE_SCALAR_BUG)
 def test_gradient_of_a_zero_dimensional_leaf_is_an_ndarray():
     scalar = mg.Tensor(np.array(2.0), requires_grad=True)
     (scalar * 3).backward()
