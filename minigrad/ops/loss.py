@@ -6,7 +6,7 @@ All are built from primitives (log_softmax, softplus, getitem, sum) and take `re
 
 import numpy as np
 
-from minigrad.autograd import as_tensor
+from minigrad.autograd import Function, as_tensor
 from minigrad.ops.activation import softplus
 from minigrad.ops.nn_ops import log_softmax
 
@@ -32,12 +32,39 @@ def _classes_last(scores, target):
     return scores.reshape(-1, scores.shape[-1]), target.reshape(-1)
 
 
+class NLLLoss(Function):
+    """loss = -sum_n s_n * log_probs[n, y_n], one target class y_n per example (row n), where
+    s_n = w_n / sum_m w_m for "mean" and s_n = w_n for "sum"; "none" keeps the per-example terms.
+    w_n is the weight of y_n's class, and 0 for an ignored example.
+
+    d loss / d log_probs[n, c] = -s_n if c == y_n, else 0.
+
+    A primitive, not getitem, multiply, sum and divide: the loss is linear in log_probs, so its
+    gradient is one constant array, the -s_n placed at the targets, times the incoming gradient.
+    """
+
+    def forward(self, log_probs, targets=None, example_weights=None, reduction="mean"):
+        self.shape, self.targets, self.reduction = log_probs.shape, targets, reduction
+        with np.errstate(invalid="ignore", divide="ignore"):  # every example ignored: 0/0 = NaN, as PyTorch
+            self.scale = example_weights / example_weights.sum() if reduction == "mean" else example_weights
+        losses = -log_probs.data[np.arange(len(targets)), targets] * self.scale
+        return losses if reduction == "none" else losses.sum()
+
+    def backward(self, grad):
+        gradient = np.zeros(self.shape, dtype=grad.dtype)
+        gradient[np.arange(len(self.targets)), self.targets] = -self.scale
+        return (grad.reshape(-1, 1) if self.reduction == "none" else grad) * gradient
+
+
 def nll_loss(log_probs, target, weight=None, ignore_index=-100, reduction="mean"):
     """loss_n = -w[y_n] * log_probs[n, y_n] for class indices y_n (examples whose target is
-    ignore_index are left out); "mean" divides by the sum of the weights w[y_n] used."""
+    ignore_index are left out); "mean" divides by the sum of the weights w[y_n] used. The class
+    weights are constants, as in PyTorch (no gradient flows to them)."""
     target = as_tensor(target)
     if target.dtype.kind not in "iu":
         raise TypeError(f"nll_loss: target must hold class indices (integers), got {target.dtype}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"nll_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}")
     scores, flat_target = _classes_last(log_probs, target.data)
     expected = log_probs.shape[:1] + log_probs.shape[2:] if log_probs.ndim > 1 else ()
     if target.shape != expected:
@@ -48,17 +75,11 @@ def nll_loss(log_probs, target, weight=None, ignore_index=-100, reduction="mean"
     if bad.any():
         raise IndexError(f"nll_loss: target {flat_target[bad][0]} is out of bounds for {num_classes} classes")
     safe_target = np.where(kept, flat_target, 0)
-    picked = scores[np.arange(len(safe_target)), safe_target]
-    if weight is None:
-        weights = as_tensor(kept.astype(scores.dtype))
-    else:
-        weights = as_tensor(weight)[safe_target] * kept.astype(scores.dtype)
-    losses = -picked * weights
-    if reduction == "mean":
-        return losses.sum() / weights.sum()
-    if reduction == "none":
-        return losses.reshape(target.shape)
-    return _reduce(losses, reduction, "nll_loss")
+    example_weights = kept.astype(scores.dtype)
+    if weight is not None:
+        example_weights *= as_tensor(weight).data[safe_target].astype(scores.dtype, copy=False)
+    losses = NLLLoss.apply(scores, targets=safe_target, example_weights=example_weights, reduction=reduction)
+    return losses.reshape(target.shape) if reduction == "none" else losses
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):

@@ -120,7 +120,10 @@ def _shape_arguments(shape) -> tuple:
 
 def reshape(x, *shape):
     """x with a new shape holding the same number of elements; one dimension may be -1."""
-    target = _infer_shape(_shape_arguments(shape), x)
+    shape = _shape_arguments(shape)
+    if shape == x.shape:
+        return x
+    target = _infer_shape(shape, x)
     if target == x.shape:
         return x
     return Reshape.apply(x, shape=target)

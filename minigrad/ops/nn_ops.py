@@ -80,11 +80,12 @@ class Linear(Function):
     def backward(self, grad):
         x, weight = self.saved_tensors
         grad_x = grad @ weight if self.needs_input_grad[0] else None
-        flat_grad = grad.reshape(-1, grad.shape[-1])
-        grad_weight = flat_grad.T @ x.reshape(-1, x.shape[-1]) if self.needs_input_grad[1] else None
+        if x.ndim != 2:  # one batch dimension: leading ones folded into it, or added for a 1-D x
+            grad, x = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+        grad_weight = grad.T @ x if self.needs_input_grad[1] else None
         if not self.has_bias:
             return grad_x, grad_weight
-        grad_bias = flat_grad.sum(0) if self.needs_input_grad[2] else None
+        grad_bias = grad.sum(0) if self.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias
 
 
