@@ -77,6 +77,8 @@ class _ActivationProbe:
         self.recent_active: list[np.ndarray] = []   # per recorded step: active count per unit
         self.recent_samples: list[int] = []         # per recorded step: samples seen
         self.recent_max: list[np.ndarray] = []      # per recorded step: max pre-activation per unit
+        self.window_active = None                   # sum of recent_active, kept as steps come and go
+        self.window_samples = 0                     # sum of recent_samples
         self.first_active: np.ndarray | None = None  # active counts on the first recorded step
         self.per_unit = kind in RELU_FAMILY           # keep per-unit activity (see observe)
         self.reset_step()
@@ -98,9 +100,9 @@ class _ActivationProbe:
     def observe(self, pre_activation: np.ndarray, output: np.ndarray) -> None:
         flat = output.reshape(-1)
         self.count += flat.size
-        self.total += float(flat.sum(dtype=np.float64))
+        self.total += float(flat.sum())
         self.total_squares += float(np.dot(flat, flat))
-        self.zeros += flat.size - int(np.count_nonzero(flat))
+        self.zeros += stats.count_zeros(flat)
         if self.kind in SATURATING:
             derivative = stats.activation_derivative(self.kind, flat)
             self.soft_saturated += int(np.count_nonzero(derivative < stats.SOFT_SATURATION_DERIVATIVE))
@@ -110,7 +112,7 @@ class _ActivationProbe:
             if self.active is not None and active.shape != self.active.shape:
                 # One module reused for layers of different widths (self.act = nn.ReLU() called
                 # twice): its "units" are no single layer's, so it gets no per-unit statistics.
-                self.per_unit, self.active, self.first_active = False, None, None
+                self.per_unit, self.active, self.first_active, self.window_active = False, None, None, None
                 del self.recent_active[:], self.recent_samples[:], self.recent_max[:]
                 return
             unit_max = stats.unit_max(pre_activation)
@@ -121,7 +123,7 @@ class _ActivationProbe:
     def observe_gradient(self, grad: np.ndarray) -> None:
         flat = grad.reshape(-1)
         self.grad_count += flat.size
-        self.grad_total += float(flat.sum(dtype=np.float64))
+        self.grad_total += float(flat.sum())
         self.grad_total_squares += float(np.dot(flat, flat))
 
     def write(self, columns: _Columns) -> None:
@@ -141,17 +143,26 @@ class _ActivationProbe:
         if self.active is not None:
             if self.first_active is None:
                 self.first_active = self.active.copy()
-            self.recent_active.append(self.active)
-            self.recent_samples.append(self.samples)
-            self.recent_max.append(self.unit_max)
-            del self.recent_active[:-self.window], self.recent_samples[:-self.window], self.recent_max[:-self.window]
+            self._push_to_window()
             columns.set(f"act_dead_frac/{self.name}", float(np.mean(self.unit_activity_fraction() < ACTIVE_FRACTION_THRESHOLD)))
         self.reset_step()
 
+    def _push_to_window(self) -> None:
+        """Add this step's per-unit counts to the window, dropping the oldest step once the
+        window is full; the window's sums are updated rather than recomputed."""
+        self.recent_active.append(self.active)
+        self.recent_samples.append(self.samples)
+        self.recent_max.append(self.unit_max)
+        self.window_active = self.active.copy() if self.window_active is None else self.window_active + self.active
+        self.window_samples += self.samples
+        if len(self.recent_active) > self.window:
+            self.window_active -= self.recent_active.pop(0)
+            self.window_samples -= self.recent_samples.pop(0)
+            self.recent_max.pop(0)
+
     def unit_activity_fraction(self) -> np.ndarray:
         """Per unit, the fraction of samples in the window on which it was active."""
-        samples = sum(self.recent_samples)
-        return np.sum(self.recent_active, axis=0) / max(samples, 1)
+        return self.window_active / max(self.window_samples, 1)
 
 
 class Recorder:
@@ -180,6 +191,7 @@ class Recorder:
         self._gradient_stats: dict[str, float] | None = None  # measured this step, written by step()
         self._snapshot: dict[str, np.ndarray] | None = None
         self._snapshot_taken = False
+        self._parameter_norms, self._parameter_norms_step = {}, None
         self._clip = (np.nan, np.nan, np.nan)  # pre-clip norm, threshold, fired, this step
         if activations:
             self._attach_activation_probes(set(modules))
@@ -265,11 +277,21 @@ class Recorder:
         return measured
 
     def _record_parameters(self) -> None:
+        """Parameter norms, and update ratios against the values kept before the step. When the
+        previous step was recorded too, its parameter norms are the norms before this step's
+        update, and the kept values can be overwritten by the update itself: each array is then
+        read three times (norm, difference, norm of the difference)."""
+        previous_norms = self._parameter_norms if self._parameter_norms_step == self.step_count - 1 else {}
+        norms = {}
         for name, p in self.parameters:
             value = self.adapter.value(p)
-            self.columns.set(f"param_norm/{name}", stats.l2_norm(value))
+            norms[name] = stats.l2_norm(value)
+            self.columns.set(f"param_norm/{name}", norms[name])
             if self._snapshot_taken:
-                self.columns.set(f"update_ratio/{name}", stats.update_to_weight_ratio(value, self._snapshot[name]))
+                before = self._snapshot[name]
+                ratio = stats.update_to_weight_ratio(value, before, previous_norms.get(name), out=before)
+                self.columns.set(f"update_ratio/{name}", ratio)
+        self._parameter_norms, self._parameter_norms_step = norms, self.step_count
 
     def step(self, loss=None, lr=None, val_loss=None, **scalars) -> None:
         """Close one optimizer step (call it after `optimizer.step()`). On recorded steps, write
