@@ -289,8 +289,19 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("logs", nargs="+", metavar="LOG", help="CSV or JSONL training logs, one per run")
     parser.add_argument("--plot", metavar="PATH", help="overlay the loss curves in this figure")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    parser.add_argument("--fraction", type=float, default=0.9,
-                        help="speed = steps to cover this fraction of the improvement (default 0.9)")
+    parser.add_argument("--fraction", type=_fraction, default=0.9,
+                        help="speed = steps to cover this fraction of the improvement, in (0, 1) (default 0.9)")
+
+
+def _fraction(text: str) -> float:
+    """An argparse type: a number in (0, 1), refused with a usage error otherwise."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
+    return value
 
 
 def compare(args) -> int:

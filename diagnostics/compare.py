@@ -22,7 +22,7 @@ no run has validation. Runs of different lengths, sparse validation and NaN tail
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -65,9 +65,17 @@ def _last(values) -> float:
     return float(finite[-1]) if finite.size else float("nan")
 
 
+def _check_fraction(fraction: float) -> None:
+    # Below 1: the step of the minimum itself is at the mercy of rounding once the loss is flat.
+    if not 0 < fraction < 1:
+        raise ValueError(f"steps_to_fraction: fraction must be in (0, 1) (0.9 = 90 % of the improvement), "
+                         f"got {fraction}")
+
+
 def steps_to_fraction(loss, steps, fraction: float = DEFAULT_FRACTION) -> float:
-    """Steps until the zero-lag smoothed log-loss first covers `fraction` of its way from the
-    initial value down to its minimum; NaN when the loss never improved."""
+    """Steps until the zero-lag smoothed log-loss first covers `fraction` (in (0, 1)) of its way
+    from the initial value down to its minimum; NaN when the loss never improved."""
+    _check_fraction(fraction)
     loss, steps = np.asarray(loss, dtype=float), np.asarray(steps, dtype=float)
     keep = np.isfinite(loss) & (loss > 0)
     if keep.sum() < 2:
@@ -129,7 +137,7 @@ class Comparison:
         return self.summaries[0]
 
     def to_dict(self) -> dict:
-        return {"ranked_by": self.ranked_by, "runs": [vars(summary) for summary in self.summaries]}
+        return {"ranked_by": self.ranked_by, "runs": [asdict(summary) for summary in self.summaries]}
 
     def __str__(self) -> str:
         header = ["rank", "run", "steps", "best train", "final train", "best val", "at step", "final val",
@@ -163,8 +171,11 @@ def _number(value: float, form: str = "{:.4g}") -> str:
 def compare_runs(runs: dict, fraction: float = DEFAULT_FRACTION, hyperparameters: dict | None = None) -> Comparison:
     """Compare runs given as {name: Recorder | History | dict of columns | log path}.
     `hyperparameters` ({name: {setting: value}}) adds or overrides each run's settings."""
+    if not isinstance(runs, dict):
+        raise TypeError(f"compare_runs: expected a dict {{name: run}}, got {type(runs).__name__}")
     if not runs:
         raise ValueError("compare_runs: give at least one run")
+    _check_fraction(fraction)
     histories, summaries = {}, []
     for name, source in runs.items():
         history, _ = as_history(source)

@@ -29,8 +29,10 @@ import numpy as np
 from diagnostics.curves import theil_sen_slope
 
 # The training loss "is still falling" when its log falls by more than this fraction per
-# `patience` steps over the last `patience` steps (a robust Theil-Sen slope).
+# `patience` steps over the last `patience` steps, or TREND_POINTS when patience is shorter
+# (a robust Theil-Sen slope needs a few points, however small the patience).
 STILL_FALLING = 0.05
+TREND_POINTS = 3
 
 
 class EarlyStopping:
@@ -42,13 +44,16 @@ class EarlyStopping:
     restore_best:          on stop, load the best step's weights back into the model.
     allow_second_descent:  keep going past patience while the training loss still falls.
     second_descent_patience: the most extra steps allowed for a second descent (default 3x patience).
+
+    After each step: `best`, `best_step`, `steps_without_improvement`; once stopped, `reason`
+    says why (and `second_descent_step` is the first new best found after patience ran out).
     """
 
     def __init__(self, patience: int = 10, min_delta: float = 0.0, mode: str = "min", restore_best: bool = True,
                  allow_second_descent: bool = False, second_descent_patience: int | None = None):
         if patience < 1:
             raise ValueError(f"EarlyStopping: patience must be >= 1, got {patience}")
-        if min_delta < 0:
+        if not min_delta >= 0:  # also refuses NaN
             raise ValueError(f"EarlyStopping: min_delta must be >= 0, got {min_delta}")
         if mode not in ("min", "max"):
             raise ValueError(f"EarlyStopping: mode must be 'min' or 'max', got {mode!r}")
@@ -59,6 +64,7 @@ class EarlyStopping:
         self.best = math.inf if mode == "min" else -math.inf
         self.best_step: int | None = None
         self.best_state: dict | None = None
+        self.second_descent_step: int | None = None
         self.steps = 0
         self.steps_without_improvement = 0
         self.values: list[float] = []
@@ -83,6 +89,8 @@ class EarlyStopping:
         if train_loss is not None:
             self.train_losses.append(float(train_loss.item() if hasattr(train_loss, "item") else train_loss))
         if self.improves(value):
+            if self.steps_without_improvement >= self.patience and self.second_descent_step is None:
+                self.second_descent_step = self.steps
             self.best, self.best_step = value, self.steps
             self.steps_without_improvement = 0
             if model is not None:
@@ -102,12 +110,15 @@ class EarlyStopping:
         extra = self.steps_without_improvement - self.patience
         if extra >= self.second_descent_patience:
             self.reason = (f"no improvement for {self.steps_without_improvement} steps, including "
-                           f"{self.second_descent_patience} extra steps allowed for a second descent that did not come")
+                           f"{self.second_descent_patience} extra steps allowed for a further descent that did "
+                           "not come")
             return False
-        recent = np.asarray(self.train_losses[-self.patience:], dtype=float)
-        if len(recent) < 3 or not np.all(np.isfinite(recent)) or np.any(recent <= 0):
-            self.reason = (f"no improvement for {self.steps_without_improvement} steps; "
-                           "no training loss was given, so a second descent could not be judged")
+        window = max(self.patience, TREND_POINTS)
+        recent = np.asarray(self.train_losses[-window:], dtype=float)
+        if len(recent) < TREND_POINTS or not np.all(np.isfinite(recent)) or np.any(recent <= 0):
+            self.reason = (f"no improvement for {self.steps_without_improvement} steps; the last {window} "
+                           "training losses were not all given (train_loss=...), finite and positive, "
+                           "so a second descent could not be judged")
             return False
         slope = theil_sen_slope(np.arange(len(recent)), np.log(recent))
         falling = -slope * self.patience > STILL_FALLING
@@ -122,6 +133,9 @@ class EarlyStopping:
             self.reason = f"no improvement for {self.steps_without_improvement} steps (patience {self.patience})"
         if self.best_step is not None:
             self.reason += f"; best {self.best:.4g} at step {self.best_step}"
+        if self.second_descent_step is not None:
+            self.reason += (f"; a second descent after patience ran out gave a new best at step "
+                            f"{self.second_descent_step}")
         if self.restore_best and model is not None and self.best_state is not None:
             model.load_state_dict(self.best_state)
             self.reason += " (best weights restored)"
