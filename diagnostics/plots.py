@@ -52,10 +52,10 @@ def _figure(ax, figsize):
     return figure, figure.add_subplot()
 
 
-def _finish(figure, path):
+def _finish(figure, path, dpi: int = DPI):
     """Save to `path` when given; return the figure."""
     if path is not None:
-        figure.savefig(path, dpi=DPI)
+        figure.savefig(path, dpi=dpi)
     return figure
 
 
@@ -456,11 +456,11 @@ def plot_comparison(comparison, path=None, ax=None):
 # ---------------------------------------------------------------- dashboard
 
 
-def plot_report(report, path=None):
+def plot_report(report, path=None, dpi: int = DPI):
     """One page with every panel the report's history has data for: the loss with the findings
     marked, gradient flow (heatmap and bars; or the global gradient norm when the run logged no
     per-layer norms), then update ratios and activation health side by side. The title is the
-    diagnosis and the first recommendation."""
+    diagnosis and the first recommendation. `dpi` sets the saved image's resolution."""
     from matplotlib.figure import Figure
 
     history = report.history
@@ -485,7 +485,7 @@ def plot_report(report, path=None):
             else:
                 plot_activation_health(history, ax=ax)
     figure.suptitle(_diagnosis_title(report), fontsize="large")
-    return _finish(figure, path)
+    return _finish(figure, path, dpi)
 
 
 def _dashboard_rows(history) -> list[list[str]]:

@@ -58,15 +58,20 @@ def run_experiment(name: str, plot_dir=None, fast: bool = False, out=print) -> d
     return runs
 
 
+# Gallery images are small: the README shows them at about 600 pixels wide.
+FIGURE_DPI = 50
+
+
 def save_figures(name: str, runs: dict, directory: Path) -> list[Path]:
-    """Each run's dashboard, and both loss curves on one figure."""
+    """Each run's dashboard (the doctor's diagnosis as its title): <name>_reproduce.png and
+    <name>_fix.png."""
     from diagnostics import plots
 
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for stage, run in runs.items():
         path = directory / f"{name}_{stage}.png"
-        plots.plot_report(run.report, path=path)
+        plots.plot_report(run.report, path=path, dpi=FIGURE_DPI)
         paths.append(path)
     return paths
 
