@@ -63,6 +63,10 @@ SLIDE_TOLERANCE = 0.062
 # 5 runs of 6, and the loss after training at it 3-19x higher; on the regression tasks the two
 # were close.
 SMOOTHING_BETA = 0.5
+# The rules read the curve only until the smoothed loss first rises above this factor times its
+# lowest value so far (stable_length): a doubling of the loss is the instability the test is
+# looking for, not part of the curve to read.
+UNSTABLE_RISE = 2.0
 # The methods (or the repeats) disagreeing by more than this factor means low confidence.
 CONFIDENCE_SPREAD = 10.0
 
@@ -270,8 +274,23 @@ def lr_spread(lrs) -> float:
     return float(lrs.max() / lrs.min()) if lrs.size else float("nan")
 
 
+def stable_length(smoothed) -> int:
+    """How many points of the curve come before it turns unstable: before the first point at
+    which the smoothed loss rises above UNSTABLE_RISE x its lowest value so far. Past it, the
+    loss of a too-high learning rate swings chaotically, and one lucky batch can make a deep,
+    meaningless dip that `minimum` and `steep` would pick (a ratio, so scale-free)."""
+    smoothed = np.asarray(smoothed, dtype=np.float64).reshape(-1)
+    lowest = np.minimum.accumulate(np.where(np.isfinite(smoothed), smoothed, np.inf))
+    with np.errstate(invalid="ignore"):
+        unstable = np.flatnonzero((lowest > 0) & (smoothed > UNSTABLE_RISE * lowest))
+    return int(unstable[0]) if unstable.size else len(smoothed)
+
+
 def suggest_all(lrs, smoothed) -> dict[str, float]:
-    """Every rule of SUGGESTION_RULES on one curve: {method: lr}, NaN where a rule cannot answer."""
+    """Every rule of SUGGESTION_RULES on the stable part of one curve (see stable_length):
+    {method: lr}, NaN where a rule cannot answer."""
+    end = stable_length(smoothed)
+    lrs, smoothed = np.asarray(lrs)[:end], np.asarray(smoothed)[:end]
     return {method: rule(lrs, smoothed) for method, rule in SUGGESTION_RULES.items()}
 
 

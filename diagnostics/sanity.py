@@ -170,20 +170,35 @@ def check_initial_loss(model, loss_fn, X, y, num_classes=None,
     classes = num_classes or (scores.shape[1] if scores.shape[1] > 1 else 2)
     expected = expected_initial_loss(classes)
     relative = abs(loss - expected) / expected
+    # How far apart the classes' average logits are, and how much of that the final layer's
+    # bias alone makes (the rest comes from its weights).
     class_means = scores.mean(axis=0)
+    spread = float(class_means.max() - class_means.min())
+    bias = _final_bias(model)
+    bias_spread = float(bias.max() - bias.min()) if bias is not None and bias.size == scores.shape[1] else 0.0
     numbers = {"loss": loss, "expected": expected, "relative_error": relative,
-               "spread_of_class_means": float(class_means.max() - class_means.min()),
+               "spread_of_class_means": spread, "spread_of_final_bias": bias_spread,
                "logit_std": float(scores.std())}
     verdict = f"loss at init {loss:.4g} vs -ln(1/{classes}) = {expected:.4g} ({relative:.0%} off, tolerance {tolerance:.0%})"
     if relative <= tolerance:
         return CheckResult("initial loss", True, verdict, numbers)
-    if numbers["spread_of_class_means"] > numbers["logit_std"] and numbers["spread_of_class_means"] > 1:
+    if bias_spread > 1 and bias_spread > spread / 2:
         cause = "the final layer's bias favours some classes: initialize it to 0 (or to log class priors)"
-    elif numbers["logit_std"] > 1:
+    elif numbers["logit_std"] > 1 or spread > 1:
         cause = "the final layer's weights are too large: scale its initialization down (e.g. by 0.01)"
     else:
         cause = "check that the loss matches the output (logits for cross_entropy, not probabilities)"
     return CheckResult("initial loss", False, verdict, numbers, cause)
+
+
+def _final_bias(model):
+    """The bias array of the last module with a 2-D weight and a bias (the output layer)."""
+    final = None
+    for module in model.modules():
+        weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+        if weight is not None and bias is not None and getattr(weight, "ndim", 0) == 2:
+            final = bias
+    return None if final is None else final.data
 
 
 def check_batch_independence(model, X, examples: int = 3) -> CheckResult:
@@ -368,7 +383,8 @@ def check_gradients(model, loss_fn, X, y, entries_per_parameter: int = 10, eps: 
 def check_learning_rate(model, loss_fn, optimizer_factory, X, y, batch_size: int = 64, num_iter: int = 60,
                         factor: float = LEARNING_RATE_FACTOR) -> CheckResult:
     """Run a short LR range test on a copy of the model and compare the optimizer's learning
-    rate with the suggestion: more than `factor` away either way fails."""
+    rate with the suggestion: more than `factor` away either way fails, when the suggestion has
+    high confidence (its rules agree within 10x); an uncertain suggestion passes with a note."""
     from diagnostics.lr_finder import LRFinder
 
     model = copy.deepcopy(model)
@@ -383,6 +399,9 @@ def check_learning_rate(model, loss_fn, optimizer_factory, X, y, batch_size: int
     verdict = f"lr {current:.3g} vs suggested {suggestion.lr:.3g} ({suggestion.confidence} confidence)"
     if not np.isfinite(ratio) or 1 / factor <= ratio <= factor:
         return CheckResult("learning rate", True, verdict, numbers)
+    if suggestion.confidence != "high":
+        return CheckResult("learning rate", True, verdict + f": {max(ratio, 1 / ratio):.0f}x off, but the range "
+                           "test's rules disagree, so this is no verdict on the learning rate", numbers)
     direction = "lower" if ratio > 1 else "higher"
     return CheckResult("learning rate", False, verdict + f": {max(ratio, 1 / ratio):.0f}x off", numbers,
                        f"use a {direction} learning rate, near {suggestion.lr:.3g}")
