@@ -29,6 +29,8 @@ NAMES = (
     "double_descent",
     "where_trap",
     "glorot_bengio",
+    "batch_size",
+    "optimizers",
 )
 
 
