@@ -16,7 +16,8 @@ exploding_gradients
                                                   NaN/Inf gradient norm (non_finite, below)
     ||g_first layer|| / ||g_last layer|| > 70 ... EXPLODING_RATIO (AUTOTRAINER)
     ||g|| grows exponentially: its log rises by more than ln(10) over GROWTH_WINDOW steps with
-    a robust (Theil-Sen) slope and most steps going up
+    a robust (Theil-Sen) slope and most steps going up, to above its starting level, while
+    the loss does not fall by half (GROWTH_LOSS_FALL; a saddle escape grows the gradient too)
 non_finite
     any NaN or Inf in a gradient
 update_ratio
@@ -44,6 +45,8 @@ CONVERGED_FRACTION = 0.05
 UPDATE_RATIO_LOW = 1e-4
 UPDATE_RATIO_HIGH = 1e-2
 RECENT_STEPS = 50
+UPDATE_RATIO_MIN_STEPS = 20
+GROWTH_LOSS_FALL = 0.5
 PERSISTENCE = 5
 
 
@@ -180,6 +183,8 @@ def detect_exploding_gradients(history, *, exploding_norm: float = EXPLODING_NOR
                 evidence={"max_norm": largest, "steps_above": int(above.sum()), "threshold": exploding_norm},
             ))
         growth = _exponential_growth(norm, growth_window, growth_factor, growth_rising_fraction)
+        if growth is not None and _loss_fell(history, growth[0], growth_window):
+            growth = None  # a saddle or plateau escape: the gradient grows as the loss drops
         if growth is not None and start is None:
             index, factor = growth
             findings.append(Finding(
@@ -203,6 +208,19 @@ def detect_exploding_gradients(history, *, exploding_norm: float = EXPLODING_NOR
                 evidence={"first_layer": first, "last_layer": last, "ratio": median, "threshold": exploding_ratio},
             ))
     return findings
+
+
+def _loss_fell(history, start: int, window: int) -> bool:
+    """True when the training loss at the end of the window is below GROWTH_LOSS_FALL of its
+    value at the start (medians of 3 points): the run is improving, not blowing up."""
+    loss = history.get("loss")
+    if loss is None:
+        return False
+    before, after = loss[start:start + 3], loss[start + window - 3:start + window]
+    before, after = before[np.isfinite(before)], after[np.isfinite(after)]
+    if not before.size or not after.size:
+        return False
+    return float(np.median(after)) < GROWTH_LOSS_FALL * float(np.median(before))
 
 
 def _exponential_growth(norm: np.ndarray, window: int, factor: float, rising_fraction: float):
@@ -229,15 +247,20 @@ def _exponential_growth(norm: np.ndarray, window: int, factor: float, rising_fra
 def detect_update_ratio(history, *, update_ratio_low: float = UPDATE_RATIO_LOW,
                         update_ratio_high: float = UPDATE_RATIO_HIGH, recent_steps: int = RECENT_STEPS) -> list[Finding]:
     """Layers whose median update-to-weight ratio over the last `recent_steps` recorded steps
-    lies outside [update_ratio_low, update_ratio_high]: their effective learning rate is too
-    low or too high. One finding per direction, naming the layers."""
+    (at most the second half of the run, so that the first steps' transient does not count; no
+    verdict on runs shorter than UPDATE_RATIO_MIN_STEPS) lies outside [update_ratio_low,
+    update_ratio_high]: their effective learning rate is too low or too high. One finding per
+    direction, naming the layers."""
+    if len(history) < UPDATE_RATIO_MIN_STEPS:
+        return []
+    window = min(recent_steps, len(history) // 2)  # the steady state: not the first steps' transient
     medians = {}
     for name, ratios in weight_layers(history, "update_ratio").items():
-        recent = ratios[-recent_steps:]
+        recent = ratios[-window:]
         recent = recent[np.isfinite(recent)]
         if recent.size:
             medians[name] = float(np.median(recent))
-    start = max(0, len(history) - recent_steps)
+    start = len(history) - window
     findings = []
     for direction, bound, comparison in (("low", update_ratio_low, "<"), ("high", update_ratio_high, ">")):
         outside = {name: value for name, value in medians.items()
