@@ -275,6 +275,8 @@ def as_tensor(value, *others) -> "tensor_module.Tensor":
     Tensor = tensor_module.Tensor
     if isinstance(value, Tensor):
         return value
+    if type(value) is np.ndarray:  # a mask or a constant a backward rule made: no checks needed
+        return Tensor._from_array(value)
     if type(value) is float or type(value) is int:
         for like in others:
             if isinstance(like, Tensor):

@@ -110,15 +110,17 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         # Copies of the hook lists: a hook may remove itself while running.
-        for hook in list(self._forward_pre_hooks):
-            replacement = hook(self, args)
-            if replacement is not None:
-                args = replacement if isinstance(replacement, tuple) else (replacement,)
+        if self._forward_pre_hooks:
+            for hook in list(self._forward_pre_hooks):
+                replacement = hook(self, args)
+                if replacement is not None:
+                    args = replacement if isinstance(replacement, tuple) else (replacement,)
         output = self.forward(*args, **kwargs)
-        for hook in list(self._forward_hooks):
-            replacement = hook(self, args, output)
-            if replacement is not None:
-                output = replacement
+        if self._forward_hooks:
+            for hook in list(self._forward_hooks):
+                replacement = hook(self, args, output)
+                if replacement is not None:
+                    output = replacement
         return output
 
     def register_forward_pre_hook(self, hook) -> RemovableHandle:

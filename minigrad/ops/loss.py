@@ -25,6 +25,8 @@ def _reduce(losses, reduction, name):
 
 def _classes_last(scores, target):
     """(N, C, d1, ...) scores with (N, d1, ...) targets -> (M, C) and (M,); (C,) with () -> (1, C)."""
+    if scores.ndim == 2:
+        return scores, target.reshape(-1)
     if scores.ndim == 1:
         return scores.reshape(1, -1), target.reshape(1)
     if scores.ndim > 2:
@@ -45,8 +47,11 @@ class NLLLoss(Function):
 
     def forward(self, log_probs, targets=None, example_weights=None, reduction="mean"):
         self.shape, self.targets, self.reduction = log_probs.shape, targets, reduction
-        with np.errstate(invalid="ignore", divide="ignore"):  # every example ignored: 0/0 = NaN, as PyTorch
-            self.scale = example_weights / example_weights.sum() if reduction == "mean" else example_weights
+        self.scale = example_weights
+        if reduction == "mean":
+            total = example_weights.sum()
+            # Every example ignored: the mean is 0/0 = NaN, as in PyTorch.
+            self.scale = example_weights / total if total != 0 else np.full_like(example_weights, np.nan)
         losses = -log_probs.data[np.arange(len(targets)), targets] * self.scale
         return losses if reduction == "none" else losses.sum()
 

@@ -21,8 +21,8 @@ class Softmax(Function):
 
     def forward(self, x, dim=-1):
         self.dim = dim
-        shifted = np.exp(x.data - np.amax(x.data, axis=dim, keepdims=True))
-        return shifted / np.sum(shifted, axis=dim, keepdims=True)
+        shifted = np.exp(x.data - x.data.max(axis=dim, keepdims=True))
+        return shifted / shifted.sum(axis=dim, keepdims=True)
 
     def backward(self, grad):
         y = self.output
@@ -37,8 +37,8 @@ class LogSoftmax(Function):
 
     def forward(self, x, dim=-1):
         self.dim = dim
-        shifted = x.data - np.amax(x.data, axis=dim, keepdims=True)
-        return shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
+        shifted = x.data - x.data.max(axis=dim, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
 
     def backward(self, grad):
         return grad - exp(self.output) * sum_(grad, self.dim, keepdim=True)
