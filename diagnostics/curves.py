@@ -3,10 +3,11 @@
 Every rule reads y = log(loss - floor), with floor = 0 unless given (cross-entropy and MSE
 cannot go below 0). Differences of y are ratios of losses, so no rule changes its answer when
 the loss is multiplied by a positive constant. If some loss is at or below the floor (a negative
-log-likelihood, a loss that reaches exactly 0), the floor is moved LOG_SHIFT_FRACTION = 10 % of
-the curve's range below its lowest value. Rules skip non-finite entries (a NaN validation loss
-means "not evaluated at this step"). Windows and counts are in entries; steps are reported in
-the units of `steps`. "Initial" loss: `initial_loss` if given, else the median of the first 5.
+log-likelihood, a loss that reaches exactly 0), the floor is moved to 10 % of the curve's range
+below its lowest value. Rules skip non-finite entries (a NaN validation loss means "not
+evaluated at this step"). Windows count entries; steps are reported in the units of `steps`.
+The initial loss is `initial_loss` if given, else the median of the first 5 entries; the final
+loss is the median of the last 10 %.
 
 The rules and their numbers (each constant can be overridden by keyword, in lower case):
 
@@ -18,20 +19,20 @@ loss_spike     (y - running median) / noise sd > SPIKE_Z = 7 and loss >= SPIKE_M
                the running median (LEVEL_WINDOW = 51); recovered if the running median is back at
                its pre-spike level within SPIKE_RECOVERY_POINTS = 250 entries.
 oscillation    in a window (10 % of the run, at least 50 entries), consecutive changes reverse
-               direction at a rate >= OSCILLATION_MIN_RATE = 0.8 (noise: 2/3), turning-point
-               z >= OSCILLATION_Z = 4, median swing >= OSCILLATION_MIN_SWING = 10 %.
+               direction at a rate >= OSCILLATION_MIN_RATE = 0.85 (noise: 2/3), turning-point
+               z >= OSCILLATION_Z = 5, median swing >= OSCILLATION_MIN_SWING = 10 %.
 plateau        in a window (10 % of the run, at least 20 entries) the Theil-Sen slope of y has
                |t| < SLOPE_T = 2, the window could have seen a PLATEAU_RESOLUTION = 10 % change,
                and the loss is far above its best: still >= REMAINING_FRACTION = 50 % of the
                initial loss, or later falling to <= PLATEAU_ESCAPE_FRACTION = 50 % of the plateau.
 lr_too_low     the Theil-Sen slopes of y in the first and last thirds both have t <= -2 and are
-               within a factor 1 / LR_LOW_MIN_SLOPE_RATIO = 2 of each other (it never bends), and
+               within a factor 1 / LR_LOW_MIN_SLOPE_RATIO = 3 of each other (it never bends), and
                the loss ends >= 50 % of the initial loss.
 underfitting   the final training loss is >= UNDERFIT_NEAR_INITIAL = 80 % of the initial loss; or
                >= 50 % of it with the final validation loss within UNDERFIT_MAX_GAP = 10 % of it.
 overfitting    the smoothed validation loss stays >= OVERFIT_MIN_RISE = 5 % (and 2 noise sd)
                above its minimum for the last OVERFIT_SUSTAINED = 3 evaluations while the training
-               loss keeps falling (t <= -2); reported at the validation minimum (where to stop).
+               loss keeps falling (t <= -2); reported at the best evaluation before (where to stop).
 double_descent the smoothed validation loss reaches a minimum, rises >= DOUBLE_DESCENT_MIN_RISE =
                10 % above it, then falls >= DOUBLE_DESCENT_MIN_GAIN = 5 % below it; reported at
                the peak, where the second descent starts.
@@ -49,11 +50,12 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from diagnostics.findings import Finding
 
-LOG_SHIFT_FRACTION = 0.1
-# The initial loss is the median of this many first entries (one lucky batch does not set it).
-INITIAL_POINTS = 5
-# The final loss is the median of this fraction of the run (at least INITIAL_POINTS entries).
-FINAL_FRACTION = 0.05
+# Estimation settings, not thresholds (so not overridable): the shift of the floor below the
+# lowest loss; the initial loss is the median of the first 5 entries (one lucky batch does not set it).
+_LOG_SHIFT_FRACTION = 0.1
+_INITIAL_POINTS = 5
+# The final loss is the median of this fraction of the run (at least _INITIAL_POINTS entries).
+_FINAL_FRACTION = 0.1
 # Running-median window for the smoothed loss: robust to spikes and to single batches.
 LEVEL_WINDOW = 51
 # fastai's LR finder stops when the smoothed loss passes 4x its best (torch-lr-finder uses 5x).
@@ -61,9 +63,9 @@ LEVEL_WINDOW = 51
 DIVERGENCE_FACTOR = 4.0
 DIVERGENCE_WINDOW = 11
 # Iglewicz & Hoaglin (1993) call a modified z-score above 3.5 an outlier, in one sample. A curve
-# has thousands of points and its noise scale is itself estimated: at 3.5 healthy simulated
-# curves (5-30 % noise) show a "spike" every few hundred entries, at 6 about one per 10^6; 7 keeps
-# a margin. The 1.25x keeps rounding-level wiggles of a noise-free curve from counting.
+# has thousands of points and its noise scale is itself estimated: on simulated healthy curves
+# (5-30 % noise) 3.5 flags one entry in 3,000, 5 one in 300,000, 6 none in 1.5 million; 7 leaves
+# room for real noise's heavier tails. The 1.25x keeps tiny wiggles of a smooth curve out.
 SPIKE_Z = 7.0
 SPIKE_MIN_RATIO = 1.25
 SPIKE_RECOVERY_POINTS = 250
@@ -71,21 +73,28 @@ SPIKE_RECOVERY_POINTS = 250
 # "Time-Series", 1973). Gradient descent past its stability limit zigzags: a turn at every step.
 OSCILLATION_WINDOW_FRACTION = 0.1
 OSCILLATION_MIN_WINDOW = 50
-OSCILLATION_MIN_RATE = 0.8
-OSCILLATION_Z = 4.0
+OSCILLATION_MIN_RATE = 0.85
+OSCILLATION_Z = 5.0
 OSCILLATION_MIN_SWING = 0.1
 # A slope is "indistinguishable from zero" when |slope / standard error| < 2 (about 95 %).
 SLOPE_T = 2.0
-# Theil-Sen over all pairs costs m^2 / 2 slopes; longer series are thinned to this many points.
-THEIL_SEN_MAX_POINTS = 500
+# Theil-Sen over all pairs costs m^2 / 2 slopes; longer series are first summarised by the
+# medians of this many consecutive blocks (less noise per point, same trend).
+_THEIL_SEN_MAX_POINTS = 200
+# Plateau windows are 10 % of the run; a flat one must have been able to see a 10 % change, and
+# an escape means a later fall to half the plateau. (Our choices; no published rule to cite.)
 PLATEAU_WINDOW_FRACTION = 0.1
 PLATEAU_MIN_POINTS = 20
 PLATEAU_RESOLUTION = 0.1
 PLATEAU_ESCAPE_FRACTION = 0.5
 # "Far from converged": the loss above the floor has not yet halved from its initial value.
 REMAINING_FRACTION = 0.5
-LR_LOW_MIN_SLOPE_RATIO = 0.5
+# Last-third slope / first-third slope: a few % for a healthy run (fast, then flat), 1 for a
+# straight line in log, give or take the noise of two slopes (at t = 4 the ratio wanders 0.5-2).
+LR_LOW_MIN_SLOPE_RATIO = 1 / 3
 LR_LOW_MIN_POINTS = 30
+# Underfitting ends within 20 % of where it started, or with train and validation both high and
+# within 10 % of each other (the "high bias" reading of the two curves). Our choices.
 UNDERFIT_NEAR_INITIAL = 0.8
 UNDERFIT_MAX_GAP = 0.1
 # Prechelt (1998), "Early stopping - but when?": stop once validation is 5 % above its best (GL_5).
@@ -95,10 +104,17 @@ OVERFIT_SUSTAINED = 3
 VALIDATION_NOISE_SD = 2.0
 # Validation smoothing: neighbours weigh 0.5, 0.25, ... (about 3 evaluations).
 VALIDATION_BETA = 0.5
+# Double descent (Nakkiran et al., 2019) in one run: a rise of 10 %, twice the GL_5 margin above,
+# and a second minimum 5 % below the first.
 DOUBLE_DESCENT_MIN_RISE = 0.1
 DOUBLE_DESCENT_MIN_GAIN = 0.05
 
 
+# Every public function runs under np.errstate(all="ignore"): extreme inputs (1e308, 5e-324)
+# overflow to inf or NaN, which the rules skip as missing; there is nothing to warn about.
+
+
+@np.errstate(all="ignore")
 def smooth_zero_lag(values, beta: float) -> np.ndarray:
     """Exponential smoothing that looks both ways, so peaks and minima stay where they are.
 
@@ -124,23 +140,22 @@ def smooth_zero_lag(values, beta: float) -> np.ndarray:
             sums[direction, t], weights[direction, t] = total, total_weight
     # Both directions include v_t itself; count it once.
     numerator, denominator = sums.sum(axis=0) - weighted, weights.sum(axis=0) - weight
-    with np.errstate(all="ignore"):
-        return np.where(denominator > 0, numerator / denominator, np.nan)
+    return np.where(denominator > 0, numerator / denominator, np.nan)
 
 
+@np.errstate(all="ignore")
 def theil_sen_slope(x, y) -> float:
     """Median of the pairwise slopes (y_j - y_i) / (x_j - x_i) (Theil 1950, Sen 1968).
 
     A robust straight-line slope: up to 29 % of the points can be arbitrarily wrong (spikes)
     without carrying it away, and for Gaussian noise it is nearly as precise as least squares.
-    More than THEIL_SEN_MAX_POINTS points are thinned to that many, evenly spaced.
+    More than _THEIL_SEN_MAX_POINTS points are summarised by the medians of that many blocks.
     NaN when fewer than two finite points have distinct x.
     """
     x, y = _thin(*_finite_pairs(x, y))
     first, second = np.triu_indices(len(x), k=1)
     run = x[second] - x[first]
-    with np.errstate(all="ignore"):
-        slopes = (y[second] - y[first])[run != 0] / run[run != 0]
+    slopes = (y[second] - y[first])[run != 0] / run[run != 0]
     return float(np.median(slopes)) if slopes.size else float("nan")
 
 
@@ -154,10 +169,13 @@ def _finite_pairs(x, y):
 
 
 def _thin(x, y):
-    if len(x) <= THEIL_SEN_MAX_POINTS:
+    """At most _THEIL_SEN_MAX_POINTS points: the medians of as many consecutive blocks."""
+    if len(x) <= _THEIL_SEN_MAX_POINTS:
         return x, y
-    keep = np.linspace(0, len(x) - 1, THEIL_SEN_MAX_POINTS).round().astype(int)
-    return x[keep], y[keep]
+    size = -(-len(x) // _THEIL_SEN_MAX_POINTS)  # entries per block, rounded up
+    padded = np.full((2, size * -(-len(x) // size)), np.nan)  # the last block is padded with NaN
+    padded[:, :len(x)] = x, y
+    return np.nanmedian(padded.reshape(2, -1, size), axis=2)
 
 
 def _as_arrays(loss, steps):
@@ -169,19 +187,24 @@ def _as_arrays(loss, steps):
 
 
 def _floor_for(curves, floor) -> float:
-    """`floor`, or, when some loss is at or below it, LOG_SHIFT_FRACTION of the range lower."""
+    """`floor`, or, when some loss is at or below it, _LOG_SHIFT_FRACTION of the range lower."""
     finite = np.concatenate([curve[np.isfinite(curve)] for curve in curves])
     if finite.size == 0 or finite.min() > floor:
         return float(floor)
-    with np.errstate(all="ignore"):
-        lowest, span = float(finite.min()), float(finite.max() - finite.min())
-    return lowest - LOG_SHIFT_FRACTION * (span if 0 < span < np.inf else max(abs(lowest), 1.0))
+    lowest, span = float(finite.min()), float(finite.max() - finite.min())
+    return lowest - _LOG_SHIFT_FRACTION * (span if 0 < span < np.inf else max(abs(lowest), 1.0))
 
 
 def _log_curve(loss, steps, floor):
     """(steps, log(loss - floor)) at the finite entries: the curve every rule reads."""
-    with np.errstate(all="ignore"):
-        return _finite_pairs(steps, np.log(loss - floor))
+    return _finite_pairs(steps, np.log(loss - floor))
+
+
+def _curve(loss, steps, floor):
+    """The steps, y = log(loss - floor) and the floor used, for a rule that reads one curve."""
+    loss, steps = _as_arrays(loss, steps)
+    floor = _floor_for([loss], floor)
+    return *_log_curve(loss, steps, floor), floor
 
 
 def _noise_sd(y) -> float:
@@ -199,9 +222,8 @@ def _slope_and_t(x, y):
     """Theil-Sen slope b of y over x, t = b / se with se = noise sd / sqrt(sum (x - mean x)^2), and se."""
     x, y = _thin(x, y)
     slope = theil_sen_slope(x, y)
-    with np.errstate(all="ignore"):
-        standard_error = _noise_sd(y) / np.sqrt(np.sum((x - x.mean()) ** 2)) if len(x) > 1 else np.nan
-        t = slope / standard_error if standard_error > 0 else (0.0 if slope == 0 else np.copysign(np.inf, slope))
+    standard_error = _noise_sd(y) / np.sqrt(np.sum((x - x.mean()) ** 2)) if len(x) > 1 else np.nan
+    t = slope / standard_error if standard_error > 0 else (0.0 if slope == 0 else np.copysign(np.inf, slope))
     return slope, float(t), float(standard_error)
 
 
@@ -214,25 +236,29 @@ def _running_median(y, window):
     return medians[np.clip(np.arange(len(y)) - window // 2, 0, len(medians) - 1)]
 
 
+def _block_median(values, block):
+    """Each entry gets the median of its block: consecutive blocks of at least `block` entries."""
+    blocks = np.array_split(values, max(len(values) // block, 1))
+    return np.concatenate([np.full(len(part), np.median(part) if len(part) else np.nan) for part in blocks])
+
+
 def _initial_level(y, initial_loss, floor) -> float:
     if initial_loss is not None and initial_loss > floor:
         return float(np.log(initial_loss - floor))
-    return float(np.median(y[:INITIAL_POINTS]))
+    return float(np.median(y[:_INITIAL_POINTS]))
 
 
 def _final_level(y) -> float:
-    return float(np.median(y[-max(INITIAL_POINTS, int(FINAL_FRACTION * len(y))):]))
+    return float(np.median(y[-max(_INITIAL_POINTS, int(_FINAL_FRACTION * len(y))):]))
 
 
 def _loss(level, floor) -> float:
     """Back from y = log(loss - floor) to the loss."""
-    with np.errstate(all="ignore"):
-        return float(np.exp(level) + floor)
+    return float(np.exp(level) + floor)
 
 
 def _ratio(log_difference) -> float:
-    with np.errstate(all="ignore"):
-        return float(np.exp(log_difference))
+    return float(np.exp(log_difference))
 
 
 def _step(value):
@@ -256,6 +282,7 @@ def _runs(mask):
 # ---------------------------------------------------------------- the rules
 
 
+@np.errstate(all="ignore")
 def detect_non_finite(loss, steps=None) -> list[Finding]:
     """The first Inf loss, or the first NaN of the run of NaNs the losses end with (the run died).
 
@@ -278,6 +305,7 @@ def detect_non_finite(loss, steps=None) -> list[Finding]:
                     evidence={"value": float(loss[first]), "non_finite_count": len(loss) - finite_at.size})]
 
 
+@np.errstate(all="ignore")
 def detect_divergence(loss, steps=None, *, divergence_factor=DIVERGENCE_FACTOR, divergence_window=DIVERGENCE_WINDOW,
                       floor=0.0) -> list[Finding]:
     """The smoothed loss ends the run more than `divergence_factor` x its running minimum.
@@ -285,9 +313,7 @@ def detect_divergence(loss, steps=None, *, divergence_factor=DIVERGENCE_FACTOR, 
     level_t = running median of y, best_t = min over s <= t of level_s. Diverged when
     level_t - best_t >= log(factor) at the last entry; reported where that excursion began.
     """
-    loss, steps = _as_arrays(loss, steps)
-    floor = _floor_for([loss], floor)
-    x, y = _log_curve(loss, steps, floor)
+    x, y, floor = _curve(loss, steps, floor)
     level = _running_median(y, divergence_window)
     above = level - np.minimum.accumulate(level) >= np.log(divergence_factor)
     if not len(y) or not above[-1]:
@@ -302,23 +328,22 @@ def detect_divergence(loss, steps=None, *, divergence_factor=DIVERGENCE_FACTOR, 
                               "minimum": _loss(best, floor), "final": _loss(level[-1], floor), "floor": floor})]
 
 
+@np.errstate(all="ignore")
 def detect_spikes(loss, steps=None, *, spike_z=SPIKE_Z, spike_min_ratio=SPIKE_MIN_RATIO,
                   spike_recovery_points=SPIKE_RECOVERY_POINTS, level_window=LEVEL_WINDOW, floor=0.0) -> list[Finding]:
     """Entries far above the running median; one finding per run of consecutive such entries.
 
-    z_t = (y_t - median_t) / sd_t: a modified z-score (Iglewicz & Hoaglin) with the median over
-    `level_window` entries around t, and the noise sd from the MAD of the differences |y_t -
-    y_(t-1)| over twice that window, / (0.6745 sqrt 2). Differences keep the steady fall of a
-    fast first descent from looking like no noise at all. A spike needs z_t > spike_z and loss_t
-    >= spike_min_ratio x the median, and neighbours on both sides (the first and last
-    half-windows are not judged). It recovered if the running median is back at its pre-spike
-    level (within its own noise) within `spike_recovery_points` entries; None if the run ends sooner.
+    z_t = (y_t - median_t) / sd_t, a modified z-score (Iglewicz & Hoaglin): median_t over the
+    `level_window` entries around t; sd_t = median |y_s - y_(s-1)| / (0.6745 sqrt 2) over a block
+    of twice that window (differences, because a median filter follows a steep first descent
+    exactly and would see no noise there). A spike needs z_t > spike_z, loss_t >= spike_min_ratio
+    x the median, and neighbours on both sides (the first and last half-windows are not judged).
+    It recovered if the running median gets back to its pre-spike level (within its own noise)
+    within `spike_recovery_points` entries; None if the run ends before it does or could.
     """
-    loss, steps = _as_arrays(loss, steps)
-    floor = _floor_for([loss], floor)
-    x, y = _log_curve(loss, steps, floor)
+    x, y, floor = _curve(loss, steps, floor)
     level = _running_median(y, level_window)
-    noise = _running_median(np.abs(np.diff(y, prepend=y[:1])), 2 * level_window) / (0.6745 * np.sqrt(2))
+    noise = _block_median(np.abs(np.diff(y, prepend=y[:1])), 2 * level_window) / (0.6745 * np.sqrt(2))
     above = y - level
     z = above / np.maximum(noise, 1e-12)
     judged = np.zeros(len(y), dtype=bool)
@@ -326,16 +351,18 @@ def detect_spikes(loss, steps=None, *, spike_z=SPIKE_Z, spike_min_ratio=SPIKE_MI
     findings = []
     for start, end in _runs(judged & (z > spike_z) & (above >= np.log(spike_min_ratio))):
         peak = start + int(np.argmax(above[start:end]))
-        after = level[end:end + spike_recovery_points]
-        # Back to the level before, within 2 standard errors of a running median (1.2533 sd / sqrt n).
-        before = level[max(start - 1, 0)] + 2 * 1.2533 * noise[start] / np.sqrt(level_window)
+        # Medians of the windows that end just before the spike and that start after it; "back"
+        # allows 2 standard errors of a running median (1.2533 noise sd / sqrt(window)).
+        half = level_window // 2
+        before = level[max(start - 1 - half, 0)] + 2 * 1.2533 * noise[start] / np.sqrt(level_window)
+        after = level[end + half:end + half + spike_recovery_points]
         back = np.flatnonzero(after <= before)
         if back.size:
-            recovered, outcome = True, f"recovered {_step(x[end + back[0]] - x[start])} steps later"
+            recovered, outcome = True, f"recovered {_step(x[end + half + back[0]] - x[start])} steps later"
         elif len(after) < spike_recovery_points:
             recovered, outcome = None, "the run ends before recovery can be judged"
         else:
-            recovered, outcome = False, f"not recovered {_step(x[end - 1 + len(after)] - x[start])} steps later"
+            recovered, outcome = False, f"not recovered {_step(x[end + half - 1 + len(after)] - x[start])} steps later"
         ratio = _ratio(above[peak])
         findings.append(Finding(
             "loss_spike", f"loss spiked at step {_step(x[start])}: {_loss(y[peak], floor):.3g} is {ratio:.3g}x the "
@@ -346,6 +373,7 @@ def detect_spikes(loss, steps=None, *, spike_z=SPIKE_Z, spike_min_ratio=SPIKE_MI
     return findings
 
 
+@np.errstate(all="ignore")
 def detect_oscillation(loss, steps=None, *, oscillation_window_fraction=OSCILLATION_WINDOW_FRACTION,
                        oscillation_min_window=OSCILLATION_MIN_WINDOW, oscillation_min_rate=OSCILLATION_MIN_RATE,
                        oscillation_z=OSCILLATION_Z, oscillation_min_swing=OSCILLATION_MIN_SWING,
@@ -355,11 +383,9 @@ def detect_oscillation(loss, steps=None, *, oscillation_window_fraction=OSCILLAT
     In a window of m entries, d = diff(y) and T = #{t : d_t d_(t+1) < 0} turning points; for
     i.i.d. noise E[T] = 2(m-2)/3 and Var[T] = (16m-29)/90. Fires at the first window with
     T / (m-2) >= min_rate, z = (T - E[T]) / sqrt(Var[T]) >= oscillation_z and
-    exp(median |d|) - 1 >= min_swing. (A window shorter than the curve's 50 is the whole curve.)
+    exp(median |d|) - 1 >= min_swing. A curve shorter than the minimum window is one window.
     """
-    loss, steps = _as_arrays(loss, steps)
-    floor = _floor_for([loss], floor)
-    x, y = _log_curve(loss, steps, floor)
+    x, y, floor = _curve(loss, steps, floor)
     m = min(len(y), max(oscillation_min_window, int(oscillation_window_fraction * len(y))))
     for start in _windows(len(y), m) if m >= 4 else []:
         changes = np.diff(y[start:start + m])
@@ -377,6 +403,7 @@ def detect_oscillation(loss, steps=None, *, oscillation_window_fraction=OSCILLAT
     return []
 
 
+@np.errstate(all="ignore")
 def detect_plateau(loss, steps=None, *, plateau_window_fraction=PLATEAU_WINDOW_FRACTION,
                    plateau_min_points=PLATEAU_MIN_POINTS, slope_t=SLOPE_T, plateau_resolution=PLATEAU_RESOLUTION,
                    remaining_fraction=REMAINING_FRACTION, plateau_escape_fraction=PLATEAU_ESCAPE_FRACTION,
@@ -391,9 +418,7 @@ def detect_plateau(loss, steps=None, *, plateau_window_fraction=PLATEAU_WINDOW_F
     later falls to <= escape_fraction of the window's median (it escaped: a plateau, not
     convergence). The slow tail of a healthy run is neither. Reported at the first such window.
     """
-    loss, steps = _as_arrays(loss, steps)
-    floor = _floor_for([loss], floor)
-    x, y = _log_curve(loss, steps, floor)
+    x, y, floor = _curve(loss, steps, floor)
     m = max(plateau_min_points, int(plateau_window_fraction * len(y)))
     if len(y) < max(m, 3):
         return []
@@ -408,8 +433,8 @@ def detect_plateau(loss, steps=None, *, plateau_window_fraction=PLATEAU_WINDOW_F
         flat = abs(t) < slope_t and slope_t * standard_error * span <= np.log1p(plateau_resolution)
         if not flat or (of_initial < remaining_fraction and later > plateau_escape_fraction):
             continue
-        why = (f"loss {_loss(level, floor):.3g} is {of_initial:.0%} of its initial value"
-               if of_initial >= remaining_fraction else f"loss {_loss(level, floor):.3g} later falls {later:.0%} of it")
+        why = (f"loss {_loss(level, floor):.3g} is {of_initial:.0%} of its initial value" if of_initial >= remaining_fraction
+               else f"loss {_loss(level, floor):.3g} later falls to {later:.0%} of that: it escaped")
         return [Finding("plateau",
                         f"loss plateaued at step {_step(x[start])}: slope of log-loss {slope:.2g}/step over "
                         f"{_step(span)} steps, within noise (|t| = {abs(t):.2g} < {slope_t:g}); {why}",
@@ -421,6 +446,7 @@ def detect_plateau(loss, steps=None, *, plateau_window_fraction=PLATEAU_WINDOW_F
     return []
 
 
+@np.errstate(all="ignore")
 def detect_lr_too_low(loss, steps=None, *, slope_t=SLOPE_T, lr_low_min_slope_ratio=LR_LOW_MIN_SLOPE_RATIO,
                       lr_low_min_points=LR_LOW_MIN_POINTS, remaining_fraction=REMAINING_FRACTION,
                       initial_loss=None, floor=0.0) -> list[Finding]:
@@ -431,9 +457,7 @@ def detect_lr_too_low(loss, steps=None, *, slope_t=SLOPE_T, lr_low_min_slope_rat
     along a straight line; a healthy run drops fast and then flattens, so b3 << b1), and the
     final loss above the floor is >= remaining_fraction of the initial loss.
     """
-    loss, steps = _as_arrays(loss, steps)
-    floor = _floor_for([loss], floor)
-    x, y = _log_curve(loss, steps, floor)
+    x, y, floor = _curve(loss, steps, floor)
     if len(y) < max(lr_low_min_points, 9):
         return []
     third = len(y) // 3
@@ -455,6 +479,7 @@ def detect_lr_too_low(loss, steps=None, *, slope_t=SLOPE_T, lr_low_min_slope_rat
                               "floor": floor})]
 
 
+@np.errstate(all="ignore")
 def detect_underfitting(train_loss, val_loss=None, steps=None, *, underfit_near_initial=UNDERFIT_NEAR_INITIAL,
                         remaining_fraction=REMAINING_FRACTION, underfit_max_gap=UNDERFIT_MAX_GAP,
                         validation_beta=VALIDATION_BETA, initial_loss=None, floor=0.0) -> list[Finding]:
@@ -469,7 +494,7 @@ def detect_underfitting(train_loss, val_loss=None, steps=None, *, underfit_near_
     floor = _floor_for([train, val], floor)
     x, y = _log_curve(train, steps, floor)
     val_y = _log_curve(val, steps, floor)[1]
-    if len(y) < 2 * INITIAL_POINTS:
+    if len(y) < 2 * _INITIAL_POINTS:
         return []
     final = _final_level(y)
     of_initial = _ratio(final - _initial_level(y, initial_loss, floor))
@@ -493,15 +518,17 @@ def _meaningful(val_y, fraction, noise_sds) -> float:
     return max(float(np.log1p(fraction)), noise_sds * _noise_sd(val_y))
 
 
+@np.errstate(all="ignore")
 def detect_overfitting(train_loss, val_loss, steps=None, *, overfit_min_rise=OVERFIT_MIN_RISE,
                        overfit_sustained=OVERFIT_SUSTAINED, validation_noise_sd=VALIDATION_NOISE_SD,
                        validation_beta=VALIDATION_BETA, slope_t=SLOPE_T, floor=0.0) -> list[Finding]:
     """Validation loss passes its minimum and keeps rising while training loss keeps falling.
 
-    v = zero-lag smoothed validation y (the smoothing keeps one lucky evaluation from being the
-    minimum without moving it). Fires when the last `sustained` values of v are all >= min v +
-    max(log(1 + min_rise), noise_sd x validation noise sd) and the training y after the
-    minimum has Theil-Sen t <= -slope_t. The step is the validation minimum: where to stop.
+    v = zero-lag smoothed validation y, so one lucky or unlucky evaluation decides nothing.
+    Fires when the last `sustained` values of v are all >= min v + max(log(1 + min_rise),
+    noise_sd x validation noise sd), and the training y from the stop step on has Theil-Sen
+    t <= -slope_t. The stop step is the lowest evaluation before that final rise: the one early
+    stopping would have kept.
     """
     train, steps = _as_arrays(train_loss, steps)
     val = _as_arrays(val_loss, steps)[0]
@@ -511,26 +538,28 @@ def detect_overfitting(train_loss, val_loss, steps=None, *, overfit_min_rise=OVE
     if len(val_y) < overfit_sustained + 2:
         return []
     smooth = smooth_zero_lag(val_y, validation_beta)
-    lowest = int(np.argmin(smooth))
     needed = _meaningful(val_y, overfit_min_rise, validation_noise_sd)
-    rise = smooth[lowest + 1:] - smooth[lowest]
-    if len(rise) < overfit_sustained or not (rise[-overfit_sustained:] >= needed).all():
+    risen = smooth - smooth.min() >= needed
+    rising_from = int(np.flatnonzero(~risen)[-1]) + 1  # the minimum itself has not risen
+    if len(val_y) - rising_from < overfit_sustained:
         return []
-    after = x >= val_x[lowest]
+    best = int(np.argmin(val_y[:rising_from]))
+    after = x >= val_x[best]
     t = _slope_and_t(x[after], y[after])[1]
     if not t <= -slope_t:
         return []
-    stop, risen = _step(val_x[lowest]), _ratio(rise[-1]) - 1
+    stop, rise = _step(val_x[best]), _ratio(smooth[-1] - smooth.min()) - 1
     return [Finding("overfitting",
-                    f"validation loss bottomed out at {_loss(smooth[lowest], floor):.3g} at step {stop} and has risen "
-                    f"{risen:.0%} since (>= {_ratio(needed) - 1:.0%} over the last {overfit_sustained} evaluations) "
+                    f"validation loss bottomed out at {_loss(val_y[best], floor):.3g} at step {stop} and has risen "
+                    f"{rise:.0%} since (>= {_ratio(needed) - 1:.0%} over the last {overfit_sustained} evaluations) "
                     f"while training loss kept falling (t = {t:.3g}); stop at step {stop}",
                     step=stop,
-                    evidence={"stop_step": stop, "val_minimum": _loss(smooth[lowest], floor), "rise": risen,
+                    evidence={"stop_step": stop, "val_minimum": _loss(val_y[best], floor), "rise": rise,
                               "needed_rise": _ratio(needed) - 1, "overfit_min_rise": overfit_min_rise,
                               "train_t": t, "slope_t": slope_t})]
 
 
+@np.errstate(all="ignore")
 def detect_double_descent(val_loss, steps=None, *, double_descent_min_rise=DOUBLE_DESCENT_MIN_RISE,
                           double_descent_min_gain=DOUBLE_DESCENT_MIN_GAIN, validation_noise_sd=VALIDATION_NOISE_SD,
                           validation_beta=VALIDATION_BETA, floor=0.0) -> list[Finding]:
@@ -541,9 +570,7 @@ def detect_double_descent(val_loss, steps=None, *, double_descent_min_rise=DOUBL
     the lowest v after it, which must lie below the first by max(log(1 + min_gain), noise).
     Reported at the peak between the two minima, where the second descent starts.
     """
-    val, steps = _as_arrays(val_loss, steps)
-    floor = _floor_for([val], floor)
-    val_x, val_y = _log_curve(val, steps, floor)
+    val_x, val_y, floor = _curve(val_loss, steps, floor)
     if len(val_y) < 5:
         return []
     smooth = smooth_zero_lag(val_y, validation_beta)
@@ -575,6 +602,7 @@ _RULES = (detect_divergence, detect_spikes, detect_oscillation, detect_plateau, 
 _CURVES = ("loss", "train_loss", "val_loss", "steps")
 
 
+@np.errstate(all="ignore")
 def analyze_curves(train_loss, val_loss=None, steps=None, **thresholds) -> list[Finding]:
     """Every rule above on one run; findings ordered by the step they start at ([] if healthy).
 
