@@ -13,8 +13,10 @@ The rules and their numbers (each constant can be overridden by keyword, in lowe
 
 non_finite     the first Inf training loss, or the first NaN of a final NaN run longer than any
                earlier gap between finite losses (a sparse log has gaps too).
-divergence     the running median (DIVERGENCE_WINDOW = 11) ends the run more than
-               DIVERGENCE_FACTOR = 4x its running minimum; reported where it last crossed 4x.
+divergence     the running median (DIVERGENCE_WINDOW = 11
+DIVERGENCE_NOISE_SDS = 3.0) ends the run more than
+               DIVERGENCE_FACTOR = 4x its running minimum, and more than DIVERGENCE_NOISE_SDS = 3
+               noise sd of log-loss above it; reported where it last crossed that level.
 loss_spike     (y - running median) / noise sd > SPIKE_Z = 7 and loss >= SPIKE_MIN_RATIO = 1.25x
                the running median (LEVEL_WINDOW = 51); recovered if the running median is back at
                its pre-spike level within SPIKE_RECOVERY_POINTS = 250 entries.
@@ -62,6 +64,7 @@ LEVEL_WINDOW = 51
 # The short window lets a blow-up of 6 entries at the very end of a run count.
 DIVERGENCE_FACTOR = 4.0
 DIVERGENCE_WINDOW = 11
+DIVERGENCE_NOISE_SDS = 3.0
 # Iglewicz & Hoaglin (1993) call a modified z-score above 3.5 an outlier, in one sample. A curve
 # has thousands of points and its noise scale is itself estimated: on simulated healthy curves
 # (5-30 % noise) 3.5 flags one entry in 3,000, 5 one in 300,000, 6 none in 1.5 million; 7 leaves
@@ -307,15 +310,20 @@ def detect_non_finite(loss, steps=None) -> list[Finding]:
 
 @np.errstate(all="ignore")
 def detect_divergence(loss, steps=None, *, divergence_factor=DIVERGENCE_FACTOR, divergence_window=DIVERGENCE_WINDOW,
-                      floor=0.0) -> list[Finding]:
-    """The smoothed loss ends the run more than `divergence_factor` x its running minimum.
+                      divergence_noise_sds=DIVERGENCE_NOISE_SDS, floor=0.0) -> list[Finding]:
+    """The smoothed loss ends the run more than `divergence_factor` x its running minimum, and
+    more than `divergence_noise_sds` noise standard deviations of log-loss above it.
 
     level_t = running median of y, best_t = min over s <= t of level_s. Diverged when
-    level_t - best_t >= log(factor) at the last entry; reported where that excursion began.
+    level_t - best_t >= max(log(factor), k * noise sd) at the last entry; reported where that
+    excursion began. The noise term matters near a loss of 0, where small batches' losses
+    swing by orders of magnitude (a batch of 8 examples: 1e-4 on one step, 1e-1 on the next)
+    and a 4x wobble of the running median is noise, not divergence.
     """
     x, y, floor = _curve(loss, steps, floor)
     level = _running_median(y, divergence_window)
-    above = level - np.minimum.accumulate(level) >= np.log(divergence_factor)
+    rise_needed = max(np.log(divergence_factor), divergence_noise_sds * _noise_sd(y)) if len(y) else 0.0
+    above = level - np.minimum.accumulate(level) >= rise_needed
     if not len(y) or not above[-1]:
         return []
     onset = int(np.flatnonzero(~above)[-1]) + 1  # above[0] is False: level_0 is best_0
@@ -588,7 +596,7 @@ def detect_double_descent(val_loss, steps=None, *, double_descent_min_rise=DOUBL
                     f"validation loss fell to {_loss(smooth[first], floor):.3g} at step {_step(val_x[first])}, rose "
                     f"{rise:.0%} by step {_step(val_x[peak])}, then fell to a new minimum {_loss(smooth[second], floor):.3g} "
                     f"at step {_step(val_x[second])}: stopping at the first minimum would have stopped too soon",
-                    severity="info", step=_step(val_x[peak]),
+                    severity="warning", step=_step(val_x[peak]),
                     evidence={"first_minimum_step": _step(val_x[first]), "peak_step": _step(val_x[peak]),
                               "second_minimum_step": _step(val_x[second]), "rise": rise, "gain": gain,
                               "double_descent_min_rise": double_descent_min_rise,

@@ -152,9 +152,8 @@ BUILDERS = {builder.__name__: builder for builder in (
     oscillation, loss_spike, lr_too_low, plateau, overfitting, underfitting, double_descent, update_ratio,
     clipping)}
 # Rows whose findings are notes (severity info), which never make a run unhealthy: clipping (it
-# fires always or never: a setting to revisit, not a failure) and double descent (the run is
-# fine if it keeps training).
-NOTE_ROWS = {"double_descent", "clipping"}
+# fires always or never: a setting to revisit, not a failure).
+NOTE_ROWS = {"clipping"}
 
 
 def badly_initialized_network_findings():

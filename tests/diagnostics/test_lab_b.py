@@ -82,8 +82,6 @@ def test_underfitting_fix_capacity_fits_the_spirals():
 # ------------------------------------------------------------------------------- double descent
 
 
-@pytest.mark.xfail(strict=True, reason="doctor: detect_double_descent reports severity 'info', and the doctor ranks "
-                                       "only warnings and above, so double_descent can never be the primary cause")
 def test_double_descent_is_the_primary_cause():
     reproduce, _ = runs("double_descent")
     assert reproduce.report.primary == "double_descent"
