@@ -23,7 +23,8 @@ non_finite
 update_ratio
     ||theta_t - theta_{t-1}|| / ||theta_{t-1}|| of a layer outside [1e-4, 1e-2] over the recent
     steps: CS231n's rule of thumb puts a healthy ratio near 1e-3; far below, that layer's
-    learning rate is too low, far above, too high.
+    learning rate is too low, far above, too high. A rough rule, so a note (severity info)
+    within 10x of the band and a warning only beyond it.
 """
 
 from __future__ import annotations
@@ -269,11 +270,13 @@ def detect_update_ratio(history, *, update_ratio_low: float = UPDATE_RATIO_LOW,
             continue
         values = sorted(outside.values())
         spread = f"{values[0]:.1e}" if len(values) == 1 else f"{values[0]:.1e} to {values[-1]:.1e}"
+        # The 1e-3 rule of thumb is rough: within 10x of the band it is a note; beyond, a warning.
+        far_outside = values[0] < bound / 10 if direction == "low" else values[-1] > bound * 10
         findings.append(Finding(
             "update_ratio",
             f"{name_list(list(outside))}: update/weight ratio {spread} {comparison} {bound:.0e} (learning rate "
             f"too {direction} for {'this layer' if len(outside) == 1 else 'these layers'}; about 1e-3 is healthy)",
-            severity="warning", step=_step_at(history, start), layer=next(iter(outside)),
+            severity="warning" if far_outside else "info", step=_step_at(history, start), layer=next(iter(outside)),
             evidence={"median_ratios": outside, "direction": direction, "low": update_ratio_low,
                       "high": update_ratio_high},
         ))

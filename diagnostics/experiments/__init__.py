@@ -53,6 +53,8 @@ def run_experiment(name: str, plot_dir=None, fast: bool = False, out=print) -> d
         run = getattr(experiment, stage)(fast=fast)
         runs[stage] = run
         out(f"-- {stage}: {run.summary()} ({time.perf_counter() - start:.1f} s)")
+        if "table" in run.measurements and hasattr(experiment, "format_table"):
+            out(_indent(experiment.format_table(run.measurements["table"])))
         out(_indent(str(run.report)))
     if plot_dir is not None:
         for path in save_figures(name, runs, Path(plot_dir)):

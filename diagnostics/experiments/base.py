@@ -43,11 +43,14 @@ class Run:
     recorder: Recorder = None
 
     def summary(self) -> str:
+        """One line: the label, the final loss, the diagnosis and the scalar measurements
+        (tables and per-layer lists are left to the experiment's own formatting)."""
         loss = self.history["loss"]
         finite = loss[np.isfinite(loss)]
         final = f"{finite[-1]:.4g}" if finite.size == len(loss) else "NaN"
         extras = ", ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
-                           for key, value in self.measurements.items())
+                           for key, value in self.measurements.items()
+                           if isinstance(value, (int, float, str)) or value is None)
         return (f"{self.label}: final loss {final}; diagnosis {self.report.primary}"
                 + (f"; {extras}" if extras else ""))
 

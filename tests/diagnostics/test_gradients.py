@@ -136,13 +136,16 @@ def test_an_infinite_global_norm_alone_is_non_finite():
     assert [(f.kind, f.step, f.layer) for f in findings] == [("non_finite", 10, None)]
 
 
-@pytest.mark.parametrize("level, direction", [(1e-6, "low"), (0.1, "high")])
-def test_update_ratio_out_of_range_names_the_layers(level, direction):
+@pytest.mark.parametrize("level, direction, severity", [
+    (1e-6, "low", "warning"), (0.3, "high", "warning"),   # more than 10x outside the band
+    (5e-5, "low", "info"), (0.05, "high", "info"),      # outside, within 10x: a note
+])
+def test_update_ratio_out_of_range_names_the_layers(level, direction, severity):
     columns = healthy_columns()
     for name in ("0.weight", "2.weight"):
         columns[f"update_ratio/{name}"][-gradients.RECENT_STEPS:] = level
     findings = detect_update_ratio(History(columns))
-    assert [(f.kind, f.layer, f.severity) for f in findings] == [("update_ratio", "0.weight", "warning")]
+    assert [(f.kind, f.layer, f.severity) for f in findings] == [("update_ratio", "0.weight", severity)]
     assert findings[0].evidence["direction"] == direction
     assert set(findings[0].evidence["median_ratios"]) == {"0.weight", "2.weight"}
     assert findings[0].step == STEPS - gradients.RECENT_STEPS
