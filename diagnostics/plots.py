@@ -83,10 +83,12 @@ def _has_data(values) -> bool:
 
 def _x_axis(history) -> tuple[np.ndarray, str]:
     """The recorded step numbers when they increase strictly, else the row numbers (a log whose
-    step column repeats, as an epoch column does, would fold the curves back on themselves)."""
+    step column repeats, as an epoch column does, would fold the curves back on themselves).
+    A history whose "step" is something else (a sweep over model size) names it in its
+    metadata: {"x_label": "model size p"}."""
     steps = np.asarray(history.steps, dtype=np.float64)
     if len(steps) and np.isfinite(steps).all() and np.all(np.diff(steps) > 0):
-        return steps, "step"
+        return steps, str(getattr(history, "metadata", {}).get("x_label", "step"))
     return np.arange(len(history), dtype=np.float64), "recorded row"
 
 
@@ -134,6 +136,13 @@ def plot_loss(history, findings=(), path=None, ax=None):
         values = values[np.isfinite(values)]
         if values.min() > 0 and values.max() / values.min() > 10:
             ax.set_yscale("log")
+            if _has_data(validation):
+                # A training loss at round-off level (an interpolating fit: 1e-29) would squash
+                # the validation curve into a line: keep the axis within 6 decades of it.
+                floor = float(np.nanmin(validation[np.isfinite(validation)])) * 1e-6
+                ax.set_ylim(bottom=max(values.min(), floor) / 2)
+    if str(getattr(history, "metadata", {}).get("x_scale", "")) == "log" and len(x) and x.min() > 0:
+        ax.set_xscale("log")
     _mark_findings(ax, findings, history, x)
     ax.set_xlabel(x_label)
     ax.set_ylabel("loss")
@@ -223,16 +232,25 @@ def _draw_gradient_heatmap(ax, history, layers: dict) -> None:
         _note(ax, "no per-layer gradient norms recorded")
         return
     x, x_label = _x_axis(history)
+    raw = np.array([np.asarray(values, dtype=np.float64) for values in layers.values()])
     norms = np.array([_positive(values) for values in layers.values()])
     log_norms = np.ma.masked_invalid(np.log10(norms))
-    if log_norms.mask.all():
-        _note(ax, "every gradient norm is zero or non-finite")
+    if log_norms.mask.all() and not (raw == 0).any():
+        _note(ax, "every gradient norm is non-finite")
     else:
         import matplotlib
 
-        colormap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgray")
-        mesh = ax.pcolormesh(_cell_edges(x), np.arange(len(layers) + 1) - 0.5, log_norms, cmap=colormap)
-        ax.figure.colorbar(mesh, ax=ax, label="log10 ||grad||")
+        # Exactly-zero gradients (dead units, cut graphs) are drawn black, below the colour scale;
+        # NaN/Inf and unrecorded steps grey.
+        finite_logs = log_norms.compressed()
+        low = float(finite_logs.min()) if finite_logs.size else 0.0
+        shown = np.ma.where(raw == 0, low - 1.0, log_norms)
+        colormap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgray", under="black")
+        mesh = ax.pcolormesh(_cell_edges(x), np.arange(len(layers) + 1) - 0.5, shown, cmap=colormap,
+                             vmin=low, vmax=max(float(finite_logs.max()) if finite_logs.size else low, low + 1e-9))
+        extend = "min" if (raw == 0).any() else "neither"
+        label = "log10 ||grad|| (black: exactly 0)" if extend == "min" else "log10 ||grad||"
+        ax.figure.colorbar(mesh, ax=ax, label=label, extend=extend)
     ax.set_yticks(np.arange(len(layers)), list(layers), fontsize="small")
     ax.set_ylim(len(layers) - 0.5, -0.5)
     ax.set_xlabel(x_label)

@@ -89,7 +89,8 @@ def _sweep(label, ridge, fast):
         coefficients = ridge_fit(train_features, y_train, ridge)
         train_error.append(np.mean((train_features @ coefficients - y_train) ** 2))
         test_error.append(np.mean((random_relu_features(X_test, weights) @ coefficients - y_test) ** 2))
-    history = History({"step": sizes, "loss": train_error, "val_loss": test_error})
+    history = History({"step": sizes, "loss": train_error, "val_loss": test_error},
+                      metadata={"x_label": "model size p (random features)", "x_scale": "log", "ridge": ridge})
     return Run(label, history, diagnose(history), _measure_sweep(sizes, np.array(test_error)))
 
 
