@@ -203,6 +203,11 @@ class Function:
         Tensor = tensor_module.Tensor
         inputs = [a if isinstance(a, Tensor) else as_tensor(a, *args) for a in args]
         ctx = cls()
+        if _grad_enabled:
+            needs_input_grad = [t._requires_grad for t in inputs]
+            if True in needs_input_grad:  # recorded: forward's save_for_backward keeps its tensors
+                ctx.inputs = inputs
+                ctx.needs_input_grad = needs_input_grad
         if _anomaly_enabled:
             ctx.created_at = _user_frame()
         result = ctx.forward(*inputs, **params)
@@ -212,16 +217,12 @@ class Function:
             _check_finite(out.data, "the forward output", ctx)
         if cls.output_may_be_view and np.may_share_memory(out.data, inputs[0].data):
             out._version_counter = inputs[0]._version_counter
-        if _grad_enabled:
-            needs_input_grad = [t._requires_grad for t in inputs]
-            if True in needs_input_grad:
-                ctx.inputs = inputs
-                ctx.needs_input_grad = needs_input_grad
-                if cls.uses_output:
-                    ctx._output = weakref.ref(out)
-                    ctx._output_version = out._version_counter.value
-                out._ctx = ctx
-                out._requires_grad = True
+        if ctx.inputs:
+            if cls.uses_output:
+                ctx._output = weakref.ref(out)
+                ctx._output_version = out._version_counter.value
+            out._ctx = ctx
+            out._requires_grad = True
         return out
 
     def forward(self, *inputs, **params) -> np.ndarray:
@@ -233,8 +234,11 @@ class Function:
     # Saved tensors are checked against in-place changes: a saved tensor remembers its version.
 
     def save_for_backward(self, *tensors) -> None:
-        self._saved = tensors
-        self._saved_versions = [t._version_counter.value for t in tensors]
+        """Keep tensors for backward, with their versions; a no-op when the op is not recorded
+        (under no_grad, or with no input requiring grad: then there is no backward)."""
+        if self.inputs:
+            self._saved = tensors
+            self._saved_versions = [t._version_counter.value for t in tensors]
 
     @property
     def saved_tensors(self) -> tuple:

@@ -46,7 +46,7 @@ class Tensor:
         self._requires_grad = False
         self._ctx = None
         self._version_counter = VersionCounter()
-        self._hooks = []
+        self._hooks = ()  # a list once a hook is registered
         self._retains_grad = False
         if requires_grad:
             self.requires_grad = True
@@ -60,7 +60,7 @@ class Tensor:
         tensor._requires_grad = False
         tensor._ctx = None
         tensor._version_counter = VersionCounter()
-        tensor._hooks = []
+        tensor._hooks = ()
         tensor._retains_grad = False
         return tensor
 
@@ -212,6 +212,8 @@ class Tensor:
         return a replacement gradient of the same shape. Returns a handle with ``remove()``."""
         if not self._requires_grad:
             raise RuntimeError("register_hook() on a tensor that does not require grad")
+        if not self._hooks:
+            self._hooks = []
         self._hooks.append(hook)
         return RemovableHandle(self._hooks, hook)
 
