@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import minigrad as mg  # noqa: E402
 from diagnostics import Recorder  # noqa: E402
 
-from bench_step import LEARNING_RATE, make_problem  # noqa: E402
+from bench_step import LEARNING_RATE, make_problem, minigrad_model  # noqa: E402
 
 CONFIGS = {"MLP 784-256-256-10, batch 128": ((784, 256, 256, 10), 128),
            "MLP 2-16-16-2, batch 32": ((2, 16, 16, 2), 32)}
@@ -34,15 +34,7 @@ CONFIGS = {"MLP 784-256-256-10, batch 128": ((784, 256, 256, 10), 128),
 def training_step(sizes, batch, every=None):
     """A step function; with `every`, a Recorder (everything on) records every `every` steps."""
     weights, biases, inputs, labels = make_problem(sizes, batch)
-    layers = []
-    for i, (w, b) in enumerate(zip(weights, biases)):
-        linear = mg.nn.Linear(w.shape[1], w.shape[0])
-        linear.weight.data[...] = w
-        linear.bias.data[...] = b
-        layers.append(linear)
-        if i < len(weights) - 1:
-            layers.append(mg.nn.ReLU())
-    model = mg.nn.Sequential(*layers)
+    model = minigrad_model(weights, biases)
     loss_fn = mg.nn.CrossEntropyLoss()
     optimizer = mg.optim.SGD(model.parameters(), lr=LEARNING_RATE)
     recorder = Recorder(model, every=every) if every else None

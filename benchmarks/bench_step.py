@@ -87,8 +87,8 @@ def numpy_step(weights, biases, inputs, labels):
     return step
 
 
-def minigrad_step(weights, biases, inputs, labels):
-    """What a minigrad user writes: nn.Sequential, nn.CrossEntropyLoss, optim.SGD."""
+def minigrad_model(weights, biases):
+    """Linear layers holding the given weights, with ReLU between them."""
     layers = []
     for i, (w, b) in enumerate(zip(weights, biases)):
         linear = nn.Linear(w.shape[1], w.shape[0])
@@ -97,7 +97,12 @@ def minigrad_step(weights, biases, inputs, labels):
         layers.append(linear)
         if i < len(weights) - 1:
             layers.append(nn.ReLU())
-    model = nn.Sequential(*layers)
+    return nn.Sequential(*layers)
+
+
+def minigrad_step(weights, biases, inputs, labels):
+    """What a minigrad user writes: nn.Sequential, nn.CrossEntropyLoss, optim.SGD."""
+    model = minigrad_model(weights, biases)
     loss_fn = nn.CrossEntropyLoss()
     optimizer = optim.SGD(model.parameters(), lr=LEARNING_RATE)
     x, y = mg.tensor(inputs), mg.tensor(labels)

@@ -99,6 +99,20 @@ def loss_converged(history, index: int, converged_fraction: float) -> bool:
     return float(np.median(later[:PERSISTENCE])) < converged_fraction * float(np.median(initial))
 
 
+def sustained_layer_ratio(history, holds, persistence: int):
+    """(row, median ratio since, first layer, last layer) for the first row from which
+    `holds(first/last gradient-norm ratio)` is true for `persistence` rows; None if never."""
+    ratio = first_to_last_ratio(history)
+    if ratio is None:
+        return None
+    values, first, last = ratio
+    with np.errstate(invalid="ignore"):
+        index = first_sustained(np.isfinite(values) & holds(values), persistence)
+    if index is None:
+        return None
+    return index, float(np.nanmedian(values[index:])), first, last
+
+
 def detect_vanishing_gradients(history, *, vanishing_mean_abs: float = VANISHING_MEAN_ABS,
                                vanishing_ratio: float = VANISHING_RATIO,
                                converged_fraction: float = CONVERGED_FRACTION,
@@ -123,12 +137,10 @@ def detect_vanishing_gradients(history, *, vanishing_mean_abs: float = VANISHING
             evidence={"layers": [name for name, _, _ in small_layers], "mean_abs": worst,
                       "threshold": vanishing_mean_abs},
         ))
-    ratio = first_to_last_ratio(history)
-    if ratio is not None:
-        values, first, last = ratio
-        index = first_sustained(np.isfinite(values) & (values < vanishing_ratio), persistence)
-        if index is not None and not loss_converged(history, index, converged_fraction):
-            median = float(np.nanmedian(values[index:]))
+    sustained = sustained_layer_ratio(history, lambda ratio: ratio < vanishing_ratio, persistence)
+    if sustained is not None:
+        index, median, first, last = sustained
+        if not loss_converged(history, index, converged_fraction):
             findings.append(Finding(
                 "vanishing_gradients",
                 f"gradient norm of {first} is {median:.1e} x that of {last} (< {vanishing_ratio:.0e}): "
@@ -195,19 +207,16 @@ def detect_exploding_gradients(history, *, exploding_norm: float = EXPLODING_NOR
                 severity="warning", step=_step_at(history, index),
                 evidence={"growth": factor, "window": growth_window, "threshold": growth_factor},
             ))
-    ratio = first_to_last_ratio(history)
-    if ratio is not None:
-        values, first, last = ratio
-        index = first_sustained(np.isfinite(values) & (values > exploding_ratio), persistence)
-        if index is not None:
-            median = float(np.nanmedian(values[index:]))
-            findings.append(Finding(
-                "exploding_gradients",
-                f"gradient norm of {first} is {median:.3g} x that of {last} (> {exploding_ratio:g}): "
-                "gradients grow on the way back to the input",
-                severity="warning", step=_step_at(history, index), layer=first,
-                evidence={"first_layer": first, "last_layer": last, "ratio": median, "threshold": exploding_ratio},
-            ))
+    sustained = sustained_layer_ratio(history, lambda ratio: ratio > exploding_ratio, persistence)
+    if sustained is not None:
+        index, median, first, last = sustained
+        findings.append(Finding(
+            "exploding_gradients",
+            f"gradient norm of {first} is {median:.3g} x that of {last} (> {exploding_ratio:g}): "
+            "gradients grow on the way back to the input",
+            severity="warning", step=_step_at(history, index), layer=first,
+            evidence={"first_layer": first, "last_layer": last, "ratio": median, "threshold": exploding_ratio},
+        ))
     return findings
 
 
