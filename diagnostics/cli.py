@@ -356,3 +356,8 @@ def main(argv=None) -> int:
     except InputError as error:
         print(f"{PROGRAM}: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # The output was piped into a program that stopped reading (`| head`): not an error.
+        # Point stdout at /dev/null so that Python's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
