@@ -26,20 +26,11 @@ from __future__ import annotations
 import numpy as np
 
 from diagnostics.findings import Finding, accepted_thresholds
-from diagnostics.stats import first_sustained
+from diagnostics.stats import first_sustained, last_finite
 
 DEAD_LAYER_FRACTION = 0.5
 SATURATED_LAYER_FRACTION = 0.5
 PERSISTENCE = 5
-
-
-def _step_at(history, index: int) -> int | float | None:
-    """The step of row `index` (a float only if it is fractional, as in curves.py); None where
-    the log left it blank (NaN)."""
-    step = history.steps[index]
-    if np.isnan(step):
-        return None
-    return int(step) if float(step).is_integer() else float(step)
 
 
 def detect_dead_relus(history, unit_stats: dict | None = None, *,
@@ -57,7 +48,7 @@ def detect_dead_relus(history, unit_stats: dict | None = None, *,
         dead_now = _held_value(dead, index, persistence)
         evidence = {
             "dead_fraction_window": dead_now,
-            "zero_fraction_batch": _last_finite(zero_fractions.get(name)),
+            "zero_fraction_batch": last_finite(zero_fractions.get(name)),
             "threshold": dead_layer_fraction,
         }
         message = (f"layer {name}: {dead_now:.0%} of units dead (active on < 1% of samples) > "
@@ -70,7 +61,7 @@ def detect_dead_relus(history, unit_stats: dict | None = None, *,
             if dead_units.any():
                 evidence["median_max_preactivation_of_dead"] = float(np.median(units["max_preactivation"][dead_units]))
             message += f"; {born_dead:.0%} were dead from initialization"
-        findings.append(Finding("dead_relu", message, severity="critical", step=_step_at(history, index),
+        findings.append(Finding("dead_relu", message, severity="critical", step=history.step_at(index),
                                 layer=name, evidence=evidence))
     return findings
 
@@ -92,7 +83,7 @@ def detect_saturation(history, *, saturated_layer_fraction: float = SATURATED_LA
             "saturation",
             f"layer {name}: {soft_now:.0%} of outputs saturated (f'(x) < 0.02, |tanh| > 0.99) > "
             f"{saturated_layer_fraction:.0%}{hard_part}",
-            severity="critical", step=_step_at(history, index), layer=name,
+            severity="critical", step=history.step_at(index), layer=name,
             evidence={"soft_fraction": soft_now, "hard_fraction": hard_now, "threshold": saturated_layer_fraction},
         ))
     return findings
@@ -104,13 +95,6 @@ def _held_value(values: np.ndarray, index: int, persistence: int) -> float:
     held = values[index:index + max(persistence, 1)]
     held = held[np.isfinite(held)]
     return float(np.median(held)) if held.size else float("nan")
-
-
-def _last_finite(values) -> float:
-    if values is None:
-        return float("nan")
-    finite = values[np.isfinite(values)]
-    return float(finite[-1]) if finite.size else float("nan")
 
 
 def analyze_activations(history, unit_stats: dict | None = None, **thresholds) -> list[Finding]:

@@ -28,6 +28,7 @@ from diagnostics.curves import analyze_curves
 from diagnostics.findings import KINDS, Finding
 from diagnostics.gradients import analyze_gradients
 from diagnostics.history import History, load_history
+from diagnostics.stats import last_finite
 
 # Every detector threshold is a module constant; it is overridden by its lower-case name.
 THRESHOLD_NAMES = {
@@ -219,7 +220,7 @@ def format_report(report: Report) -> str:
         lines.append(f"Loss: {finite_loss[0]:.4g} -> {finite_loss[-1]:.4g} (best {finite_loss.min():.4g})")
     grad_norm = history.get("grad_norm")
     if grad_norm is not None and np.isfinite(grad_norm).any():
-        lines.append(f"Gradient norm: {_last_finite(grad_norm):.3g} at the last step "
+        lines.append(f"Gradient norm: {last_finite(grad_norm):.3g} at the last step "
                      f"(median {np.nanmedian(grad_norm):.3g})")
     if report.healthy:
         lines.append("Diagnosis: healthy — no rule fired" if not report.findings else "Diagnosis: healthy")
@@ -241,11 +242,6 @@ def format_report(report: Report) -> str:
         lines.append("Also found:")
         lines.extend(f"  - {finding}" for finding in others)
     return "\n".join(lines)
-
-
-def _last_finite(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(finite[-1]) if finite.size else float("nan")
 
 
 def as_history(source) -> tuple[History, dict | None]:

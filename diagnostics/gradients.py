@@ -51,19 +51,6 @@ GROWTH_LOSS_FALL = 0.5
 PERSISTENCE = 5
 
 
-def _steps(history) -> np.ndarray:
-    return history.steps if len(history) else np.zeros(0)
-
-
-def _step_at(history, index: int) -> int | float | None:
-    """The step of row `index` (a float only if it is fractional, as in curves.py); None where
-    the log left it blank (NaN)."""
-    step = _steps(history)[index]
-    if np.isnan(step):
-        return None
-    return int(step) if float(step).is_integer() else float(step)
-
-
 def weight_layers(history, statistic: str = "grad_norm") -> dict[str, np.ndarray]:
     """Per-layer columns of `statistic` restricted to weights (names ending in 'weight') when
     there are any: biases have their own, smaller scale and would blur layer comparisons."""
@@ -133,7 +120,7 @@ def detect_vanishing_gradients(history, *, vanishing_mean_abs: float = VANISHING
             "vanishing_gradients",
             f"{names}: mean |grad| {worst:.1e} < "
             f"{vanishing_mean_abs:.0e} (vanishing)",
-            severity="critical", step=_step_at(history, first_index), layer=small_layers[0][0],
+            severity="critical", step=history.step_at(first_index), layer=small_layers[0][0],
             evidence={"layers": [name for name, _, _ in small_layers], "mean_abs": worst,
                       "threshold": vanishing_mean_abs},
         ))
@@ -145,7 +132,7 @@ def detect_vanishing_gradients(history, *, vanishing_mean_abs: float = VANISHING
                 "vanishing_gradients",
                 f"gradient norm of {first} is {median:.1e} x that of {last} (< {vanishing_ratio:.0e}): "
                 "gradients vanish on the way back to the input",
-                severity="critical", step=_step_at(history, index), layer=first,
+                severity="critical", step=history.step_at(index), layer=first,
                 evidence={"first_layer": first, "last_layer": last, "ratio": median, "threshold": vanishing_ratio},
             ))
     return findings
@@ -169,8 +156,8 @@ def detect_non_finite_gradients(history) -> list[Finding]:
     where = name_list(bad_layers) if bad_layers else "the gradients"
     return [Finding(
         "non_finite",
-        f"{where}: NaN/Inf gradient at step {_step_at(history, first_index)}",
-        severity="critical", step=_step_at(history, first_index), layer=bad_layers[0] if bad_layers else None,
+        f"{where}: NaN/Inf gradient at step {history.step_at(first_index)}",
+        severity="critical", step=history.step_at(first_index), layer=bad_layers[0] if bad_layers else None,
         evidence={"layers": bad_layers},
     )]
 
@@ -192,7 +179,7 @@ def detect_exploding_gradients(history, *, exploding_norm: float = EXPLODING_NOR
             findings.append(Finding(
                 "exploding_gradients",
                 f"gradient norm {largest:.3g} > {exploding_norm:g} (exploding) on {int(above.sum())} of {len(norm)} steps",
-                severity="critical", step=_step_at(history, start),
+                severity="critical", step=history.step_at(start),
                 evidence={"max_norm": largest, "steps_above": int(above.sum()), "threshold": exploding_norm},
             ))
         growth = _exponential_growth(norm, growth_window, growth_factor, growth_rising_fraction)
@@ -203,8 +190,8 @@ def detect_exploding_gradients(history, *, exploding_norm: float = EXPLODING_NOR
             findings.append(Finding(
                 "exploding_gradients",
                 f"gradient norm grew {factor:.3g}x within {growth_window} steps from step "
-                f"{_step_at(history, index)} (exponential growth)",
-                severity="warning", step=_step_at(history, index),
+                f"{history.step_at(index)} (exponential growth)",
+                severity="warning", step=history.step_at(index),
                 evidence={"growth": factor, "window": growth_window, "threshold": growth_factor},
             ))
     sustained = sustained_layer_ratio(history, lambda ratio: ratio > exploding_ratio, persistence)
@@ -214,7 +201,7 @@ def detect_exploding_gradients(history, *, exploding_norm: float = EXPLODING_NOR
             "exploding_gradients",
             f"gradient norm of {first} is {median:.3g} x that of {last} (> {exploding_ratio:g}): "
             "gradients grow on the way back to the input",
-            severity="warning", step=_step_at(history, index), layer=first,
+            severity="warning", step=history.step_at(index), layer=first,
             evidence={"first_layer": first, "last_layer": last, "ratio": median, "threshold": exploding_ratio},
         ))
     return findings
@@ -285,7 +272,7 @@ def detect_update_ratio(history, *, update_ratio_low: float = UPDATE_RATIO_LOW,
             "update_ratio",
             f"{name_list(list(outside))}: update/weight ratio {spread} {comparison} {bound:.0e} (learning rate "
             f"too {direction} for {'this layer' if len(outside) == 1 else 'these layers'}; about 1e-3 is healthy)",
-            severity="warning" if far_outside else "info", step=_step_at(history, start), layer=next(iter(outside)),
+            severity="warning" if far_outside else "info", step=history.step_at(start), layer=next(iter(outside)),
             evidence={"median_ratios": outside, "direction": direction, "low": update_ratio_low,
                       "high": update_ratio_high},
         ))

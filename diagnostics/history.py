@@ -80,6 +80,14 @@ class History:
     def steps(self) -> np.ndarray:
         return self.columns.get("step", np.zeros(0))
 
+    def step_at(self, row: int) -> int | float | None:
+        """The step of `row`, as findings report it: an int (a float only if it is fractional);
+        None where a log left the step blank."""
+        step = self.steps[row]
+        if np.isnan(step):
+            return None
+        return int(step) if float(step).is_integer() else float(step)
+
     def layers(self, statistic: str) -> dict[str, np.ndarray]:
         """Per-layer columns of one statistic: {layer name: values over steps}, in recording order."""
         prefix = statistic + "/"

@@ -153,3 +153,12 @@ def first_sustained(condition: np.ndarray, length: int) -> int | None:
         if run >= length:
             return index - length + 1
     return None
+
+
+def last_finite(values) -> float:
+    """The last finite entry of `values` (NaN when there is none, or no values at all)."""
+    if values is None:
+        return float("nan")
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    return float(finite[-1]) if finite.size else float("nan")
